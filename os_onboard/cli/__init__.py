@@ -1,0 +1,1 @@
+"""Command line: ``os-onboard`` and the ``openstack onboard`` plugin (cliff)."""

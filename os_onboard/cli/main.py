@@ -1,0 +1,55 @@
+"""The ``os-onboard`` command (a cliff application)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from cliff.app import App
+from cliff.commandmanager import CommandManager
+
+from os_onboard import __version__
+from os_onboard.exceptions import OnboardError
+from os_onboard.state import default_url
+
+DESCRIPTION = """\
+Bring virtual machines that are already running under OpenStack management
+without restarting or changing them.
+
+The work is a pipeline: 'discover' reads the hypervisors over read-only
+connections and saves an inventory snapshot; later stages plan and apply the
+OpenStack records for it. Every command accepts -f table|json|yaml|csv|value.
+"""
+
+
+class OnboardApp(App):
+    def __init__(self) -> None:
+        super().__init__(
+            description=DESCRIPTION,
+            version=__version__,
+            command_manager=CommandManager("os_onboard.cli"),
+            deferred_help=True,
+        )
+
+    def build_option_parser(self, description: str, version: str,
+                            argparse_kwargs: dict[str, Any] | None = None) -> Any:
+        parser = super().build_option_parser(description, version, argparse_kwargs)
+        parser.add_argument(
+            "--state-url", default=None, metavar="URL",
+            help="SQLAlchemy URL of os-onboard's state store "
+                 f"(env OS_ONBOARD_STATE_URL; default {default_url()})",
+        )
+        return parser
+
+    def clean_up(self, cmd: Any, result: int, err: BaseException | None) -> None:
+        # Our own errors are expected outcomes: one clear line, no traceback.
+        if isinstance(err, OnboardError) and not self.options.debug:
+            self.LOG.debug("error", exc_info=err)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return OnboardApp().run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Discovery: read-only hypervisor drivers that produce the inventory."""

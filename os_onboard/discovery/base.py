@@ -1,0 +1,61 @@
+"""The discovery driver contract.
+
+A driver reads one host (or one vCenter) and returns a
+:class:`~os_onboard.inventory.models.HostInventory`. The contract:
+
+* **Read only.** A driver never changes anything on the hypervisor. Where the
+  hypervisor offers a read-only session (libvirt ``openReadOnly``), the driver
+  uses it, so the guarantee does not rest on our code alone.
+* **Per-item errors are data.** A VM that vanishes mid-read, malformed XML, an
+  unsupported call: each becomes a :class:`~os_onboard.inventory.models.Problem`
+  in the result. Only a host that cannot be reached at all raises
+  :class:`~os_onboard.exceptions.HostUnreachable`.
+* **Bulk reads.** A driver reads a host with as few round trips as the
+  hypervisor API allows, because real hosts are remote.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar
+
+from os_onboard.inventory.models import HostInventory
+
+
+@dataclass(frozen=True)
+class DiscoveryOptions:
+    """Knobs shared by all drivers.
+
+    :param address_sources: where guest IPs come from, in order; ``lease``
+        (DHCP leases of hypervisor-managed networks) and ``arp`` (the host's
+        neighbour table; broken in libvirt 9.0 on recent kernels, reported as
+        a warning when it fails).
+    :param storage: also read storage pools, volumes and host block devices.
+    """
+
+    address_sources: tuple[str, ...] = ("lease",)
+    storage: bool = True
+
+
+class DiscoveryDriver(abc.ABC):
+    """Reads one hypervisor endpoint. Instances are used from one thread."""
+
+    #: entry-point name, also shown in the inventory
+    name: ClassVar[str]
+
+    def __init__(self, uri: str, options: DiscoveryOptions | None = None) -> None:
+        self.uri = uri
+        self.options = options or DiscoveryOptions()
+
+    @classmethod
+    @abc.abstractmethod
+    def handles(cls, uri: str) -> bool:
+        """Return True if this driver understands ``uri``."""
+
+    @abc.abstractmethod
+    def discover(self) -> HostInventory:
+        """Read the whole host.
+
+        :raises HostUnreachable: the endpoint cannot be reached at all.
+        """

@@ -1,0 +1,120 @@
+"""Discover many hosts at once with a bounded pool and a per-host deadline.
+
+Each host is read by its own driver instance on a worker thread (libvirt
+releases the GIL while it waits on the network, so threads overlap the round
+trips). A host that fails or does not answer before its deadline is reported
+as unreachable; the others go on. Workers are daemon threads: a connect that
+hangs in the kernel cannot keep the process alive after we gave up on it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from os_onboard.discovery.base import DiscoveryOptions
+from os_onboard.discovery.loader import driver_for
+from os_onboard.exceptions import ConfigError, OnboardError
+from os_onboard.inventory.models import (
+    Host,
+    HostInventory,
+    HostStatus,
+    HypervisorKind,
+    Inventory,
+    Problem,
+    Severity,
+)
+
+#: Called after each host: (host inventory, hosts done, hosts total).
+ProgressCallback = Callable[[HostInventory, int, int], None]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    workers: int = 16
+    host_timeout: float = 60.0
+    discovery: DiscoveryOptions = field(default_factory=DiscoveryOptions)
+
+
+def discover_hosts(uris: Iterable[str], options: RunOptions | None = None,
+                   progress: ProgressCallback | None = None) -> Inventory:
+    """Read every host; never raises for a single host's failure.
+
+    :raises ConfigError: a URI no driver understands (checked before any I/O).
+    """
+    options = options or RunOptions()
+    targets = list(dict.fromkeys(uris))  # de-duplicate, keep order
+    drivers = {uri: driver_for(uri) for uri in targets}  # fail fast on bad URIs
+    results: dict[str, HostInventory] = {}
+    done: queue.Queue[tuple[str, HostInventory]] = queue.Queue()
+    pending: queue.Queue[str] = queue.Queue()
+    for uri in targets:
+        pending.put(uri)
+    started: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            try:
+                uri = pending.get_nowait()
+            except queue.Empty:
+                return
+            with lock:
+                started[uri] = time.monotonic()
+            done.put((uri, _read_one(uri, drivers[uri], options)))
+
+    def spawn() -> None:
+        threading.Thread(target=worker, daemon=True, name="discovery").start()
+
+    for _ in range(max(1, min(options.workers, len(targets)))):
+        spawn()
+
+    while len(results) < len(targets):
+        try:
+            uri, result = done.get(timeout=0.5)
+        except queue.Empty:
+            uri, result = _next_timed_out(started, results, options.host_timeout, lock), None
+            if uri is None:
+                continue
+            result = _unreachable(uri, f"no answer within {options.host_timeout:g} s")
+            spawn()  # the stuck worker is abandoned; keep the pool at full strength
+        if uri in results:  # a late answer from a host we already gave up on
+            continue
+        results[uri] = result
+        if progress is not None:
+            progress(result, len(results), len(targets))
+    return Inventory(hosts=[results[uri] for uri in targets])
+
+
+def _read_one(uri: str, driver_cls: type, options: RunOptions) -> HostInventory:
+    try:
+        return driver_cls(uri, options.discovery).discover()
+    except OnboardError as exc:
+        return _unreachable(uri, str(exc))
+    except Exception as exc:  # a driver bug must not stop the other hosts
+        return _unreachable(uri, f"unexpected {type(exc).__name__}: {exc}", code="driver-error")
+
+
+def _next_timed_out(started: dict[str, float], results: dict[str, HostInventory],
+                    timeout: float, lock: threading.Lock) -> str | None:
+    now = time.monotonic()
+    with lock:
+        for uri, t0 in started.items():
+            if uri not in results and now - t0 > timeout:
+                return uri
+    return None
+
+
+def _unreachable(uri: str, message: str, code: str = "host-unreachable") -> HostInventory:
+    try:
+        kind = HypervisorKind(driver_for(uri).name)
+    except (ConfigError, ValueError):
+        kind = HypervisorKind.LIBVIRT
+    return HostInventory(
+        host=Host(uri=uri, kind=kind),
+        status=HostStatus.UNREACHABLE,
+        problems=[Problem(severity=Severity.ERROR, code=code, message=message, host=uri)],
+    )

@@ -1,0 +1,113 @@
+"""The state store: SQLAlchemy, SQLite by default, any SQLAlchemy URL works.
+
+An inventory snapshot is stored whole, as its versioned JSON document, with a
+few summary columns for listing. Snapshots are immutable: a plan records the
+id of the snapshot it was made from, so ``apply`` can tell when it is stale.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import DateTime, Integer, String, Text, create_engine, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from os_onboard.exceptions import StateStoreError
+from os_onboard.inventory import Inventory, dump_inventory, load_inventory
+
+
+def default_url() -> str:
+    """``$OS_ONBOARD_STATE_URL``, else a SQLite file in the user's state dir."""
+    url = os.environ.get("OS_ONBOARD_STATE_URL")
+    if url:
+        return url
+    base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+    return f"sqlite:///{base / 'os-onboard' / 'state.db'}"
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Snapshot(_Base):
+    __tablename__ = "inventory_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    schema_version: Mapped[str] = mapped_column(String(16))
+    hosts: Mapped[int] = mapped_column(Integer)
+    vms: Mapped[int] = mapped_column(Integer)
+    problems: Mapped[int] = mapped_column(Integer)
+    document: Mapped[str] = mapped_column(Text().with_variant(Text(2**32 - 1), "mysql"))
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    id: int
+    created_at: datetime
+    hosts: int
+    vms: int
+    problems: int
+
+
+class StateStore:
+    """Access to the state database. Creates the schema on first use."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        try:
+            if self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
+                Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True,
+                                                                       exist_ok=True)
+            self._engine = create_engine(self.url)
+            _Base.metadata.create_all(self._engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StateStoreError(f"cannot open state store {self.url}: {exc}") from exc
+
+    def save_snapshot(self, inventory: Inventory) -> int:
+        row = _Snapshot(
+            created_at=inventory.created_at,
+            schema_version=inventory.schema_version,
+            hosts=len(inventory.hosts),
+            vms=sum(len(h.vms) for h in inventory.hosts),
+            problems=len(inventory.problems),
+            document=dump_inventory(inventory),
+        )
+        try:
+            with Session(self._engine) as session, session.begin():
+                session.add(row)
+                session.flush()
+                return row.id
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot save snapshot: {exc}") from exc
+
+    def list_snapshots(self, limit: int = 50) -> list[SnapshotInfo]:
+        query = (select(_Snapshot.id, _Snapshot.created_at, _Snapshot.hosts, _Snapshot.vms,
+                        _Snapshot.problems).order_by(_Snapshot.id.desc()).limit(limit))
+        try:
+            with Session(self._engine) as session:
+                return [SnapshotInfo(*row) for row in session.execute(query)]
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot list snapshots: {exc}") from exc
+
+    def load_snapshot(self, snapshot_id: int | None = None) -> tuple[int, Inventory]:
+        """Load one snapshot (the newest when ``snapshot_id`` is None).
+
+        :raises StateStoreError: no such snapshot.
+        """
+        query = select(_Snapshot.id, _Snapshot.document)
+        query = (query.where(_Snapshot.id == snapshot_id) if snapshot_id is not None
+                 else query.order_by(_Snapshot.id.desc()).limit(1))
+        try:
+            with Session(self._engine) as session:
+                row = session.execute(query).first()
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot read snapshot: {exc}") from exc
+        if row is None:
+            which = f"snapshot {snapshot_id}" if snapshot_id is not None else "any snapshot"
+            raise StateStoreError(f"the state store has no {which}; run 'os-onboard discover'")
+        return row[0], load_inventory(row[1])
