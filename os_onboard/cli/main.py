@@ -9,7 +9,6 @@ from cliff.app import App
 from cliff.commandmanager import CommandManager
 
 from os_onboard import __version__
-from os_onboard.exceptions import OnboardError
 from os_onboard.state import default_url
 
 DESCRIPTION = """\
@@ -40,11 +39,6 @@ class OnboardApp(App):
                  f"(env OS_ONBOARD_STATE_URL; default {default_url()})",
         )
         return parser
-
-    def clean_up(self, cmd: Any, result: int, err: BaseException | None) -> None:
-        # Our own errors are expected outcomes: one clear line, no traceback.
-        if isinstance(err, OnboardError) and not self.options.debug:
-            self.LOG.debug("error", exc_info=err)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,7 +79,11 @@ def _host_view(host: HostInventory) -> list[StorageEntry]:
                    or _implicit_key(disk))
             if key not in entries:
                 entries[key] = _implicit_entry(uri, key, disk)
-            entries[key].users.append(_user(vm, disk))
+            entry = entries[key]
+            entry.users.append(_user(vm, disk))
+            # Identifiers the domain presents for the volume complete the pool's view.
+            entry.scsi_page83 = entry.scsi_page83 or disk.identifiers.scsi_page83
+            entry.serial = entry.serial or disk.identifiers.serial
     return sorted(entries.values(), key=lambda e: (e.device_kind, e.device, e.volume or ""))
 
 
