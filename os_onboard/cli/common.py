@@ -18,7 +18,8 @@ def add_view_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--by", choices=sorted(VIEWS), default="vm",
         help="what one output row is: a VM (default), a host, a storage volume with the "
-             "VMs using it, or a problem found during discovery",
+             "VMs using it, a problem found during discovery, or a conflict (an identifier "
+             "such as a MAC or UUID held by more than one VM)",
     )
 
 

@@ -113,7 +113,14 @@ def problem_rows(inventory: Inventory) -> Rows:
     return columns, rows
 
 
+def conflict_rows(inventory: Inventory) -> Rows:
+    columns = ("Kind", "Value", "Members", "Detail")
+    rows = [(c.kind, c.value, "\n".join(c.members), c.detail) for c in inventory.conflicts]
+    return columns, rows
+
+
 VIEWS: dict[str, Callable[[Inventory], Rows]] = {
+    "conflict": conflict_rows,
     "vm": vm_rows,
     "host": host_rows,
     "storage": storage_rows,

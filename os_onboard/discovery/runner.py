@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from os_onboard.discovery.base import DiscoveryOptions
 from os_onboard.discovery.loader import driver_for
 from os_onboard.exceptions import ConfigError, OnboardError
+from os_onboard.inventory.conflicts import find_conflicts
 from os_onboard.inventory.models import (
     Host,
     HostInventory,
@@ -86,7 +87,9 @@ def discover_hosts(uris: Iterable[str], options: RunOptions | None = None,
         results[uri] = result
         if progress is not None:
             progress(result, len(results), len(targets))
-    return Inventory(hosts=[results[uri] for uri in targets])
+    inventory = Inventory(hosts=[results[uri] for uri in targets])
+    inventory.conflicts = find_conflicts(inventory)
+    return inventory
 
 
 def _read_one(uri: str, driver_cls: type, options: RunOptions) -> HostInventory:

@@ -125,6 +125,9 @@ class Disk(_Model):
     shareable: bool = False
     boot_order: int | None = None
     identifiers: DiskIdentifiers = Field(default_factory=DiskIdentifiers)
+    controller: str | None = Field(default=None, description="e.g. 'scsi0:1' (vSphere)")
+    thin: bool | None = Field(default=None, description="thin-provisioned (vSphere)")
+    disk_uuid: str | None = Field(default=None, description="vSphere backing uuid")
 
 
 class AddressSource(StrEnum):
@@ -149,6 +152,7 @@ class Nic(_Model):
     network: str | None = None
     bridge: str | None = None
     portgroup: str | None = None
+    portgroup_key: str | None = Field(default=None, description="vSphere dvPortgroup key")
     vlan: list[int] = Field(default_factory=list, description="VLAN tags; several = trunk")
     target: str | None = Field(default=None, description="host-side tap/macvtap name")
     link_up: bool = True
@@ -170,9 +174,22 @@ class BootConfig(_Model):
     boot_devices: list[str] = Field(default_factory=list)
 
 
+class Location(_Model):
+    """Where a VM sits in a vCenter inventory (libvirt VMs have none)."""
+
+    datacenter: str | None = None
+    cluster: str | None = None
+    host: str | None = None
+    resource_pool: str | None = None
+    folder: str | None = None
+
+
 class Vm(_Model):
-    uuid: str
+    uuid: str = Field(description="libvirt domain UUID; vSphere config.instanceUuid")
     name: str
+    bios_uuid: str | None = Field(default=None, description="SMBIOS UUID when it differs")
+    guest_os: str | None = None
+    location: Location | None = None
     title: str | None = None
     description: str | None = None
     power_state: PowerState
@@ -265,10 +282,20 @@ class HostInventory(_Model):
     problems: list[Problem] = Field(default_factory=list)
 
 
+class Conflict(_Model):
+    """An identifier that should be unique but is not (a MAC on two VMs, …)."""
+
+    kind: str = Field(description="duplicate-mac, duplicate-uuid")
+    value: str
+    members: list[str] = Field(description="'<host uri> <vm name>' of each holder")
+    detail: str | None = None
+
+
 class Inventory(_Model):
     schema_version: str = SCHEMA_VERSION
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     hosts: list[HostInventory] = Field(default_factory=list)
+    conflicts: list[Conflict] = Field(default_factory=list)
 
     def iter_vms(self):
         """Yield ``(host_inventory, vm)`` for every VM of every host."""

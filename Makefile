@@ -1,0 +1,52 @@
+# os-onboard: `make demo` and `make test` do all set-up on a fresh machine.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+LAB    := lab/lab
+PYTEST_ARGS ?=
+
+.PHONY: help venv lint unit functional test demo lab-up lab-down lab-status bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+# libvirt-python compiles against libvirt-dev, which the lab installs (apt).
+$(BIN)/os-onboard: pyproject.toml
+	$(LAB) packages
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/os-onboard  ## create .venv with os-onboard and its test tools
+
+lint: venv  ## ruff over the package, tests and benchmarks
+	$(BIN)/ruff check os_onboard tests bench
+
+unit: venv  ## unit tests (no lab needed)
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+functional: venv lab-up  ## functional tests against the running lab
+	$(BIN)/pytest -q tests/functional $(PYTEST_ARGS)
+
+test: venv lint lab-up  ## unit + functional tests (brings the lab up if needed)
+	$(BIN)/pytest -q tests $(PYTEST_ARGS)
+
+demo: venv lab-up  ## bring up the lab and onboard its legacy VMs, printing each step
+	PATH=$(CURDIR)/$(BIN):$$PATH lab/demo
+
+lab-up:  ## start the lab (idempotent; seconds when already up)
+	$(LAB) up
+
+lab-down:  ## stop everything the lab started
+	$(LAB) down
+
+lab-status:  ## show the lab's daemons and guests
+	$(LAB) status
+
+bench: venv lab-up  ## run the benchmarks (figures are printed, never asserted)
+	$(BIN)/python bench/discovery/run.py
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
