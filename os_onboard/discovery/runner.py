@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 from os_onboard.discovery.base import DiscoveryOptions
 from os_onboard.discovery.loader import driver_for
@@ -111,13 +112,24 @@ def _next_timed_out(started: dict[str, float], results: dict[str, HostInventory]
     return None
 
 
+def redact_uri(uri: str) -> str:
+    """The URI without any password typed into it (``user:secret@host``)."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def _unreachable(uri: str, message: str, code: str = "host-unreachable") -> HostInventory:
+    uri_shown = redact_uri(uri)
+    message = message.replace(uri, uri_shown)
     try:
         kind = HypervisorKind(driver_for(uri).name)
     except (ConfigError, ValueError):
         kind = HypervisorKind.LIBVIRT
     return HostInventory(
-        host=Host(uri=uri, kind=kind),
+        host=Host(uri=uri_shown, kind=kind),
         status=HostStatus.UNREACHABLE,
-        problems=[Problem(severity=Severity.ERROR, code=code, message=message, host=uri)],
+        problems=[Problem(severity=Severity.ERROR, code=code, message=message, host=uri_shown)],
     )

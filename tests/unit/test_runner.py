@@ -62,3 +62,11 @@ def test_unreachable_and_hung_hosts_do_not_stop_the_others(tmp_path, silent_list
 def test_unknown_uri_scheme_is_refused_before_any_io():
     with pytest.raises(ConfigError, match="no discovery driver understands 'ftp://x/'"):
         discover_hosts(["test:///default", "ftp://x/"])
+
+
+def test_a_password_typed_into_a_uri_is_never_recorded():
+    uri = "qemu+tcp://admin:s3cret@127.0.0.1:1/system"
+    inv = discover_hosts([uri])
+    (host,) = inv.hosts
+    assert "s3cret" not in inv.model_dump_json()
+    assert host.host.uri == "qemu+tcp://admin:***@127.0.0.1:1/system"

@@ -9,6 +9,8 @@ every mutating call with VIR_ERR_OPERATION_DENIED, whatever our code does.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Any
 
 import libvirt
@@ -89,3 +91,103 @@ def translate(exc: Exception, what: str) -> Exception:
     if code in (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_NO_CONNECT):
         return HostUnreachable(message)
     return DiscoveryError(message)
+
+
+# -- change feed (used by events.py) ---------------------------------------------------
+
+#: Lifecycle events and their details by name, so events.py needs no libvirt import.
+LIFECYCLE_EVENTS = {
+    libvirt.VIR_DOMAIN_EVENT_DEFINED: "defined",
+    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: "undefined",
+    libvirt.VIR_DOMAIN_EVENT_STARTED: "started",
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: "suspended",
+    libvirt.VIR_DOMAIN_EVENT_RESUMED: "resumed",
+    libvirt.VIR_DOMAIN_EVENT_STOPPED: "stopped",
+    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: "shutdown",
+    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: "pmsuspended",
+    libvirt.VIR_DOMAIN_EVENT_CRASHED: "crashed",
+}
+#: The "migrated" detail of the events that have one (values differ per event).
+MIGRATED_DETAIL = {
+    "started": libvirt.VIR_DOMAIN_EVENT_STARTED_MIGRATED,
+    "stopped": libvirt.VIR_DOMAIN_EVENT_STOPPED_MIGRATED,
+    "suspended": libvirt.VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED,
+    "resumed": libvirt.VIR_DOMAIN_EVENT_RESUMED_MIGRATED,
+}
+
+
+def _detail_names() -> dict[str, dict[int, str]]:
+    """e.g. {"stopped": {3: "migrated", ...}} from the VIR_DOMAIN_EVENT_<EVENT>_<DETAIL> names."""
+    names: dict[str, dict[int, str]] = {}
+    for event in LIFECYCLE_EVENTS.values():
+        prefix = f"VIR_DOMAIN_EVENT_{event.upper()}_"
+        names[event] = {getattr(libvirt, k): k[len(prefix):].lower().replace("_", "-")
+                        for k in dir(libvirt) if k.startswith(prefix)}
+    return names
+
+
+LIFECYCLE_DETAILS = _detail_names()
+
+_event_loop_lock = threading.Lock()
+_event_loop_started = False
+
+
+def start_event_loop() -> None:
+    """Register libvirt's default event loop and run it on a daemon thread (once).
+
+    Events, keepalive and close callbacks are dispatched by this loop; it must
+    be registered before the connections that use it are opened.
+    """
+    global _event_loop_started
+    with _event_loop_lock:
+        if _event_loop_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _event_loop_started = True
+
+
+class EventConnection:
+    """A read-only connection that reports domain events to plain callbacks.
+
+    ``on_lifecycle(name, uuid, event, detail)``, ``on_device(name, uuid, added, alias)``
+    and ``on_close(reason)`` run on the event-loop thread: keep them short.
+    """
+
+    def __init__(self, uri: str, on_lifecycle: Any, on_device: Any, on_close: Any,
+                 keepalive: tuple[int, int] = (5, 3)) -> None:
+        start_event_loop()
+        self.conn = open_read_only(uri)
+        self._ids: list[int] = []
+        try:
+            # A peer that stops answering for interval * count seconds is closed.
+            self.conn.setKeepAlive(*keepalive)
+            self.conn.registerCloseCallback(lambda _c, reason, _o: on_close(reason), None)
+            self._ids.append(self.conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                lambda _c, dom, event, detail, _o: on_lifecycle(
+                    dom.name(), dom.UUIDString(), event, detail), None))
+            for added, event_id in ((True, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED),
+                                    (False, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED)):
+                self._ids.append(self.conn.domainEventRegisterAny(
+                    None, event_id,
+                    lambda _c, dom, alias, _o, added=added: on_device(
+                        dom.name(), dom.UUIDString(), added, alias), None))
+        except libvirt.libvirtError as exc:
+            self.close()
+            raise translate(exc, f"{uri}: register for events") from exc
+
+    def close(self) -> None:
+        for callback_id in self._ids:
+            with contextlib.suppress(libvirt.libvirtError):
+                self.conn.domainEventDeregisterAny(callback_id)
+        self._ids = []
+        with contextlib.suppress(libvirt.libvirtError):
+            self.conn.unregisterCloseCallback()
+        with contextlib.suppress(libvirt.libvirtError):
+            self.conn.close()

@@ -11,13 +11,15 @@ disks whose size neither the stats nor a storage pool gave.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from os_onboard.discovery.base import DiscoveryDriver
-from os_onboard.discovery.libvirt import api, hostxml
+from os_onboard.discovery.base import ChangeEvent, DiscoveryDriver
+from os_onboard.discovery.libvirt import api, events, hostxml
 from os_onboard.discovery.libvirt.domxml import DomainConfig, MalformedXml, parse_domain
 from os_onboard.discovery.libvirt.localhost import qemu_uptime_seconds
 from os_onboard.exceptions import DiscoveryError, HostUnreachable, ObjectVanished
@@ -62,6 +64,10 @@ class LibvirtDiscovery(DiscoveryDriver):
                 conn.close()
         result.duration_ms = int((time.monotonic() - started) * 1000)
         return result
+
+    def watch(self, stop: threading.Event) -> Iterator[ChangeEvent]:
+        """Domain lifecycle and device events on a read-only connection (events.py)."""
+        return events.watch(self.uri, stop)
 
 
 class _HostReader:

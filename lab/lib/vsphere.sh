@@ -1,0 +1,176 @@
+# shellcheck shell=bash
+# The lab's vSphere half: a vSphere API simulator (govmomi's simulator package).
+#
+# Debian's golang-github-vmware-govmomi-dev has the simulator package but no
+# vcsim command; lab/vsphere/main.go is a small main for it, built with
+# Debian's golang-go in GOPATH mode (no module download: nothing but apt is
+# reachable). It serves plain http on 127.0.0.1 (pyVmomi: ?scheme=http).
+# Layout under $LAB_STATE_DIR/vsphere:
+#   vcsim-lab, build.stamp   the binary and what it was built from
+#   gocache/                 Go build cache (~16 s cold build, seconds warm)
+#   password                 the simulator's password (0600, made once)
+#   run/vcsim.pid, run.args  pidfile and the arguments it runs with
+#   tmp/                     the simulated datastores (removed by down)
+# Log: $LAB_LOG_DIR/vsphere.log ("READY <url>" once it serves).
+#
+# Settings: LAB_VSPHERE_ADDR (127.0.0.1), LAB_VSPHERE_PORT (18989),
+# LAB_VSPHERE_USER (onboard), LAB_VSPHERE_MODEL (simulator flags: model size).
+
+: "${LAB_VSPHERE_ADDR:=127.0.0.1}"
+: "${LAB_VSPHERE_PORT:=18989}"
+: "${LAB_VSPHERE_USER:=onboard}"
+# 1 cluster of 3 hosts + 2 standalone hosts, 4 VMs each = 12 VMs; 3 of them
+# with an RDM of a SAN LUN, a thick disk and guest IPs; 1 pair sharing an
+# instanceUuid. (All VMs of one host share a MAC in govmomi 0.24: conflicts.)
+: "${LAB_VSPHERE_MODEL:=-clusters 1 -cluster-hosts 3 -standalone 2 -vms 4 -extras 3 -dup-uuid 1}"
+LAB_VSPHERE_DIR=$LAB_STATE_DIR/vsphere
+LAB_VSPHERE_BIN=$LAB_VSPHERE_DIR/vcsim-lab
+LAB_VSPHERE_PIDFILE=$LAB_VSPHERE_DIR/run/vcsim.pid
+LAB_VSPHERE_LOG=$LAB_LOG_DIR/vsphere.log
+LAB_VSPHERE_PACKAGES=(golang-go golang-github-vmware-govmomi-dev)
+
+vsphere_uri() {
+    printf 'vsphere://%s@%s:%s/?scheme=http' "$LAB_VSPHERE_USER" "$LAB_VSPHERE_ADDR" "$LAB_VSPHERE_PORT"
+}
+
+# The password, made once (random) and kept 0600; never on a command line.
+vsphere_password() {
+    local f=$LAB_VSPHERE_DIR/password
+    if [[ ! -s $f ]]; then
+        mkdir -p "$LAB_VSPHERE_DIR"
+        (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$f")
+    fi
+    cat "$f"
+}
+
+# What the binary is built from: main.go and the Go/govmomi package versions.
+vsphere_build_stamp() {
+    {
+        sha256sum "$LAB_DIR/vsphere/main.go"
+        dpkg-query -W -f='${Package} ${Version}\n' "${LAB_VSPHERE_PACKAGES[@]}" 2>/dev/null
+    } | sha256sum | cut -d' ' -f1
+}
+
+# Build the simulator unless the binary matches its sources.
+vsphere_build() {
+    local stamp t0
+    stamp=$(vsphere_build_stamp)
+    if [[ -x $LAB_VSPHERE_BIN && $(cat "$LAB_VSPHERE_DIR/build.stamp" 2>/dev/null) == "$stamp" ]]; then
+        return 0
+    fi
+    mkdir -p "$LAB_VSPHERE_DIR/gocache"
+    t0=$(lab_now_us)
+    log "vsphere: building the simulator from lab/vsphere/main.go (GOPATH mode, Debian's govmomi)"
+    GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$LAB_VSPHERE_DIR/gocache GOFLAGS= \
+        go build -o "$LAB_VSPHERE_BIN.new" "$LAB_DIR/vsphere/main.go" >>"$LAB_VSPHERE_LOG" 2>&1 ||
+        die "vsphere: go build failed; see $LAB_VSPHERE_LOG"
+    mv -f "$LAB_VSPHERE_BIN.new" "$LAB_VSPHERE_BIN"
+    printf '%s\n' "$stamp" >"$LAB_VSPHERE_DIR/build.stamp"
+    log "vsphere: built $LAB_VSPHERE_BIN in $(lab_elapsed "$t0")s"
+}
+
+# The arguments the simulator runs with (a change restarts it).
+vsphere_args() {
+    printf '%s\n' "-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT -username $LAB_VSPHERE_USER $LAB_VSPHERE_MODEL $(sha256sum "$LAB_VSPHERE_BIN" | cut -c1-16)"
+}
+
+# vsphere_wait_ready PID LOG_OFFSET TIMEOUT: wait for the READY line it prints.
+vsphere_wait_ready() {
+    local pid=$1 offset=$2 timeout=$3 t0
+    t0=$(lab_now_us)
+    while :; do
+        if tail -c +"$((offset + 1))" "$LAB_VSPHERE_LOG" | grep -q '^READY '; then
+            return 0
+        fi
+        pid_alive "$pid" || die "vsphere: the simulator exited; see $LAB_VSPHERE_LOG: $(tail -n 3 "$LAB_VSPHERE_LOG" | tr '\n' ' ')"
+        (($(lab_now_us) - t0 > timeout * 1000000)) &&
+            die "vsphere: the simulator (pid $pid) is not ready after ${timeout}s; see $LAB_VSPHERE_LOG"
+        sleep 0.1
+    done
+}
+
+vsphere_up() {
+    local pid args offset t0 password
+    mkdir -p "$LAB_VSPHERE_DIR/run" "$LAB_LOG_DIR"
+    packages_ensure "${LAB_VSPHERE_PACKAGES[@]}"
+    vsphere_build
+    args=$(vsphere_args)
+    if pid=$(pidfile_pid "$LAB_VSPHERE_PIDFILE"); then
+        if [[ $(proc_comm "$pid") != vcsim-lab ]]; then
+            die "$LAB_VSPHERE_PIDFILE names pid $pid, which is $(proc_comm "$pid"), not vcsim-lab; remove the stale pidfile"
+        fi
+        if [[ $args == "$(cat "$LAB_VSPHERE_DIR/run.args" 2>/dev/null)" ]]; then
+            log "vsphere: simulator already running (pid $pid, $(vsphere_uri))"
+            return 0
+        fi
+        log "vsphere: model, address or binary changed; restarting the simulator"
+        stop_pid "vsphere simulator" "$pid"
+    fi
+    rm -f "$LAB_VSPHERE_PIDFILE"
+    rm -rf "$LAB_VSPHERE_DIR/tmp"
+    mkdir -p "$LAB_VSPHERE_DIR/tmp"
+    password=$(vsphere_password)
+    offset=$(stat -c %s "$LAB_VSPHERE_LOG" 2>/dev/null || echo 0)
+    t0=$(lab_now_us)
+    # setsid + nohup: detached from this shell; 9>&-: not holding the lab lock.
+    # shellcheck disable=SC2086  # LAB_VSPHERE_MODEL is a list of flags
+    VCSIM_PASSWORD=$password TMPDIR=$LAB_VSPHERE_DIR/tmp setsid nohup "$LAB_VSPHERE_BIN" \
+        -listen "$LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT" -username "$LAB_VSPHERE_USER" \
+        $LAB_VSPHERE_MODEL </dev/null >>"$LAB_VSPHERE_LOG" 2>&1 9>&- &
+    pid=$!
+    printf '%s\n' "$pid" >"$LAB_VSPHERE_PIDFILE"
+    printf '%s\n' "$args" >"$LAB_VSPHERE_DIR/run.args"
+    vsphere_wait_ready "$pid" "$offset" "${LAB_VSPHERE_TIMEOUT:-120}"
+    log "vsphere: simulator serves $(vsphere_uri) after $(lab_elapsed "$t0")s (pid $pid, log $LAB_VSPHERE_LOG)"
+}
+
+vsphere_down() {
+    local pid
+    if pid=$(pidfile_pid "$LAB_VSPHERE_PIDFILE"); then
+        if [[ $(proc_comm "$pid") == vcsim-lab ]]; then
+            stop_pid "vsphere simulator" "$pid"
+        else
+            warn "$LAB_VSPHERE_PIDFILE names pid $pid ($(proc_comm "$pid")), not vcsim-lab: left alone"
+        fi
+    fi
+    rm -f "$LAB_VSPHERE_PIDFILE" "$LAB_VSPHERE_DIR/run.args"
+    rm -rf "$LAB_VSPHERE_DIR/tmp"
+}
+
+# One status block; returns 1 when the simulator is not running or not answering.
+vsphere_status() {
+    local pid about
+    echo "vsphere simulator ($(vsphere_uri)):"
+    if ! pid=$(pidfile_pid "$LAB_VSPHERE_PIDFILE"); then
+        printf '  %-9s NOT RUNNING     log %s\n' vcsim-lab "$LAB_VSPHERE_LOG"
+        return 1
+    fi
+    printf '  %-9s pid %-7s alive   log %s\n' vcsim-lab "$pid" "$LAB_VSPHERE_LOG"
+    # /about answers without a login: it proves the HTTP side serves.
+    if about=$(vsphere_http_get /about); then
+        printf '  API       answers on http://%s:%s/sdk (%s methods)\n' "$LAB_VSPHERE_ADDR" \
+            "$LAB_VSPHERE_PORT" "$(grep -c '^    "' <<<"$about")"
+    else
+        printf '  API       NOT ANSWERING on %s:%s\n' "$LAB_VSPHERE_ADDR" "$LAB_VSPHERE_PORT"
+        return 1
+    fi
+}
+
+# GET a path from the simulator with bash's /dev/tcp (no curl needed).
+vsphere_http_get() {
+    local body
+    exec 8<>"/dev/tcp/$LAB_VSPHERE_ADDR/$LAB_VSPHERE_PORT" 2>/dev/null || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$1" "$LAB_VSPHERE_ADDR" >&8
+    body=$(timeout 5 cat <&8) || true
+    exec 8<&- 8>&-
+    [[ $body == "HTTP/1."?" 200"* ]] || return 1
+    printf '%s' "${body#*$'\r\n\r\n'}"
+}
+
+# vsphere_env [PREFIX]: shell assignments for tests (PREFIX e.g. "export ").
+vsphere_env() {
+    local prefix=${1:-}
+    printf '%sLAB_VSPHERE_URI=%s\n' "$prefix" "$(shell_quote "$(vsphere_uri)")"
+    printf '%sVSPHERE_PASSWORD=%s\n' "$prefix" "$(shell_quote "$(vsphere_password)")"
+    printf '%sLAB_VSPHERE_LOG=%s\n' "$prefix" "$(shell_quote "$LAB_VSPHERE_LOG")"
+}

@@ -1,0 +1,1 @@
+"""vSphere discovery: one vCenter (or ESXi) endpoint read through the vSphere API."""

@@ -1,0 +1,260 @@
+"""The only module that imports pyVmomi.
+
+Everything the vSphere driver asks of the API goes through here: log in,
+read many objects with one PropertyCollector over a ContainerView
+(``RetrievePropertiesEx`` with paging, only the property paths asked for),
+and follow changes with ``WaitForUpdatesEx``. Results leave this module as
+:class:`RawObject` / :class:`RawUpdate` whose top-level managed-object
+references are plain moid strings; nested data objects (devices, guest NICs)
+are passed through and read by attribute name, so the conversion in
+``properties.py`` runs in unit tests on plain fakes. Foreign exceptions are
+translated to os-onboard's tree here.
+
+Bulk answers are parsed by soapxml.py (ElementTree, fields converted when
+read) rather than by pyVmomi's Python-level deserialiser, which costs most of
+the time at 10,000 VMs; requests, sessions and faults stay pyVmomi's.
+
+Discovery only reads: the calls made are Login/Logout, CreateContainerView /
+DestroyView, CreatePropertyCollector / CreateFilter / DestroyPropertyCollector
+(session-scoped helpers), RetrievePropertiesEx, ContinueRetrievePropertiesEx
+and WaitForUpdatesEx. None changes the inventory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.client
+import socket
+import ssl
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import VmomiSupport, vim, vmodl
+
+from os_onboard.discovery.vsphere.endpoint import Endpoint
+from os_onboard.discovery.vsphere.raw import RawObject, RawUpdate
+from os_onboard.discovery.vsphere.soapxml import FieldInfo, parse_retrieve_result
+from os_onboard.exceptions import DiscoveryError, HostUnreachable
+
+_PC = vmodl.query.PropertyCollector
+
+#: Errors that mean "the endpoint is gone or the link broke": retry later.
+_LINK_ERRORS = (OSError, http.client.HTTPException, socket.timeout)
+
+
+class Session:
+    """A logged-in session to one endpoint. Not thread-safe: one user at a time."""
+
+    def __init__(self, si: Any, endpoint: Endpoint) -> None:
+        self._si = si
+        self.endpoint = endpoint
+        self._content = si.RetrieveContent()
+
+    def about(self) -> dict[str, str | None]:
+        about = self._content.about
+        return {k: getattr(about, k, None) for k in
+                ("name", "fullName", "version", "build", "instanceUuid", "apiType")}
+
+    def retrieve(self, paths: Mapping[str, Sequence[str]],
+                 page_size: int = 1000) -> Iterator[RawObject]:
+        """Every object of the types in ``paths`` under the root folder, with those paths.
+
+        One ContainerView, one filter spec, ``maxObjects`` per page: the
+        number of round trips grows with objects / page_size, never per VM.
+        """
+        with self._guard("retrieve properties"), self._view(list(paths)) as view:
+            options = _PC.RetrieveOptions(maxObjects=page_size)
+            objects, token = self._retrieve_page(
+                "RetrievePropertiesEx", [[_filter_spec(view, paths)], options])
+            yield from objects
+            while token:
+                objects, token = self._retrieve_page("ContinueRetrievePropertiesEx", [token])
+                yield from objects
+
+    def _retrieve_page(self, method: str, args: list[Any]) -> tuple[list[RawObject], str | None]:
+        """One page, read by the fast ElementTree path; pyVmomi's for faults.
+
+        The request is still serialised by pyVmomi and sent on its connection
+        with its session cookie; only the answer is parsed differently.
+        """
+        collector = self._content.propertyCollector
+        body = _post(self._si._stub, collector, method, args)
+        if body is not None:
+            return parse_retrieve_result(body, _schema)
+        # Not a 200: let pyVmomi call again and raise the fault as it knows it.
+        result = getattr(collector, method)(*args)
+        if result is None:
+            return [], None
+        return [_raw_object(c) for c in result.objects or ()], result.token
+
+    def updates(self, paths: Mapping[str, Sequence[str]],
+                wait_seconds: int) -> Iterator[list[RawUpdate]]:
+        """Follow changes of ``paths``; yields one list per ``WaitForUpdatesEx`` answer.
+
+        The first list is the current state (every object as "enter"); an
+        empty list means no change within ``wait_seconds``, which lets the
+        caller check whether to stop.
+        """
+        with self._guard("wait for updates"), self._view(list(paths)) as view:
+            collector = self._content.propertyCollector.CreatePropertyCollector()
+            try:
+                collector.CreateFilter(_filter_spec(view, paths), partialUpdates=False)
+                options = _PC.WaitOptions(maxWaitSeconds=wait_seconds)
+                version = ""
+                while True:
+                    result = collector.WaitForUpdatesEx(version, options)
+                    if result is None:
+                        yield []
+                        continue
+                    version = result.version
+                    yield [_raw_update(update) for fs in result.filterSet or ()
+                           for update in fs.objectSet or ()]
+            finally:
+                with contextlib.suppress(Exception):
+                    collector.DestroyPropertyCollector()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            Disconnect(self._si)
+
+    @contextlib.contextmanager
+    def _view(self, types: list[str]) -> Iterator[Any]:
+        view = self._content.viewManager.CreateContainerView(
+            self._content.rootFolder, [getattr(vim, t) for t in types], True)
+        try:
+            yield view
+        finally:
+            with contextlib.suppress(Exception):
+                view.DestroyView()
+
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except GeneratorExit:
+            raise
+        except Exception as exc:
+            raise translate(exc, f"{self.endpoint.display}: {what}") from exc
+
+
+def connect(endpoint: Endpoint, password: str, timeout: float = 60.0) -> Session:
+    """Log in; raise :class:`HostUnreachable` or :class:`DiscoveryError` with a clear line."""
+    try:
+        si = SmartConnect(
+            protocol=endpoint.protocol, host=endpoint.host, port=endpoint.port,
+            user=endpoint.user, pwd=password,
+            disableSslCertValidation=endpoint.insecure,
+            httpConnectionTimeout=timeout,
+        )
+    except Exception as exc:
+        raise translate(exc, f"cannot log in to {endpoint.display}") from None
+    return Session(si, endpoint)
+
+
+def translate(exc: BaseException, what: str) -> Exception:
+    """Map a pyVmomi/transport error to os-onboard's tree (returned, for ``raise … from``).
+
+    Messages name the endpoint and the user, never the password.
+    """
+    if isinstance(exc, DiscoveryError):
+        return exc
+    if isinstance(exc, vim.fault.InvalidLogin):
+        return DiscoveryError(f"{what}: incorrect user name or password")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return DiscoveryError(f"{what}: TLS certificate not trusted ({exc.verify_message}); "
+                              "install the CA, or add ?insecure=1 for a lab")
+    if isinstance(exc, ssl.SSLError):
+        return HostUnreachable(f"{what}: TLS failed ({exc.reason}); a plain-HTTP simulator "
+                               "needs ?scheme=http")
+    if isinstance(exc, vim.fault.NotAuthenticated):
+        return HostUnreachable(f"{what}: the session expired")
+    if isinstance(exc, vmodl.MethodFault):
+        return DiscoveryError(f"{what}: {type(exc).__name__.rsplit('.', 1)[-1]}: {exc.msg}")
+    if isinstance(exc, _LINK_ERRORS):
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return HostUnreachable(f"{what}: {text or type(exc).__name__}")
+    return DiscoveryError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _post(stub: Any, collector: Any, method: str, args: list[Any]) -> bytes | None:
+    """POST one SOAP call like pyVmomi's stub does; the body on HTTP 200, else None."""
+    request = stub.SerializeRequest(collector, collector._GetMethodInfo(method), args)
+    headers = {"Cookie": stub.cookie, "SOAPAction": stub.versionId,
+               "Content-Type": "text/xml; charset=UTF-8"}
+    conn = stub.GetConnection()
+    try:
+        conn.request("POST", stub.path, request, headers)
+        response = conn.getresponse()
+        body = response.read()
+    except Exception:
+        conn.close()
+        stub.DropConnections()
+        raise
+    stub.ReturnConnection(conn)
+    return body if response.status == 200 else None
+
+
+@functools.cache
+def _schema(wsdl_name: str) -> dict[str, FieldInfo]:
+    """Field name -> (is array, kind, WSDL type) of a vim25 data type, from pyVmomi."""
+    try:
+        cls = VmomiSupport.GetWsdlType("urn:vim25", wsdl_name)
+        props = cls._GetPropertyList()
+    except Exception:
+        return {}
+    fields: dict[str, FieldInfo] = {}
+    for prop in props:
+        is_array = issubclass(prop.type, list) and hasattr(prop.type, "Item")
+        item = prop.type.Item if is_array else prop.type
+        if issubclass(item, bool):
+            kind = "bool"
+        elif issubclass(item, int):
+            kind = "int"
+        elif issubclass(item, float):
+            kind = "float"
+        elif issubclass(item, VmomiSupport.ManagedObject):
+            kind = "ref"
+        elif issubclass(item, VmomiSupport.DataObject):
+            kind = "data"
+        else:
+            kind = "str"
+        fields[prop.name] = (is_array, kind, getattr(item, "_wsdlName", "string"))
+    return fields
+
+
+def _filter_spec(view: Any, paths: Mapping[str, Sequence[str]]) -> Any:
+    traverse = _PC.TraversalSpec(name="view", type=vim.view.ContainerView, path="view",
+                                 skip=False)
+    return _PC.FilterSpec(
+        objectSet=[_PC.ObjectSpec(obj=view, skip=True, selectSet=[traverse])],
+        propSet=[_PC.PropertySpec(type=getattr(vim, t), pathSet=list(p), all=False)
+                 for t, p in paths.items()],
+    )
+
+
+def _plain(value: Any) -> Any:
+    """References become moid strings; everything else passes through."""
+    if isinstance(value, VmomiSupport.ManagedObject):
+        return value._moId
+    if isinstance(value, list) and value and isinstance(value[0], VmomiSupport.ManagedObject):
+        return [v._moId for v in value]
+    return value
+
+
+def _raw_object(content: Any) -> RawObject:
+    return RawObject(
+        type=content.obj._wsdlName,
+        moid=content.obj._moId,
+        props={p.name: _plain(p.val) for p in content.propSet or ()},
+        missing={m.path: type(m.fault).__name__.rsplit(".", 1)[-1]
+                 for m in content.missingSet or ()},
+    )
+
+
+def _raw_update(update: Any) -> RawUpdate:
+    return RawUpdate(
+        kind=str(update.kind), type=update.obj._wsdlName, moid=update.obj._moId,
+        changes=[(c.name, str(c.op), _plain(c.val)) for c in update.changeSet or ()],
+    )
