@@ -78,9 +78,6 @@ def run_ours(args: argparse.Namespace) -> int:
     rows = [(i, vm.name, vm.power_state.value, len(vm.disks),
              sum(len(n.addresses) for n in vm.nics))
             for i, h in enumerate(inv.hosts[: args.digest_hosts]) for vm in h.vms]
-    no_dhcp = [(i, vm.name, sum(1 for n in vm.nics for a in n.addresses
-                                if a.source.value == "dhcp-lease"))
-               for i, h in enumerate(inv.hosts[: args.digest_hosts]) for vm in h.vms]
     codes: dict[str, int] = {}
     for p in problems:
         codes[f"{p.severity.value}:{p.code}"] = codes.get(f"{p.severity.value}:{p.code}", 0) + 1
@@ -96,7 +93,7 @@ def run_ours(args: argparse.Namespace) -> int:
                            if d.capacity_bytes is not None),
         "disks": sum(len(vm.disks) for h in inv.hosts for vm in h.vms),
         **_digests(rows), "digest_hosts": min(args.digest_hosts, len(inv.hosts)),
-        "addresses_by_vm": no_dhcp if args.digest_hosts <= 5 else None,
+        "addresses_by_vm": [(r[0], r[1], r[4]) for r in rows] if args.digest_hosts <= 5 else None,
         "rss_after_imports_mib": rss0,
     })
 

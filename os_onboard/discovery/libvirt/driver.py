@@ -80,6 +80,8 @@ class _HostReader:
         self.address_sources = address_sources
         self.storage = storage
         self.problems: list[Problem] = []
+        # Set when the host cannot list network leases, so each running domain is asked.
+        self.per_domain_leases = False
         # Only the local system daemon's QEMU processes are visible in our /proc.
         self.local = uri in ("qemu:///system", "qemu:///session")
 
@@ -164,7 +166,10 @@ class _HostReader:
                 self.problem("malformed-xml", f"network {net.name()}: {exc}")
             if "lease" not in self.address_sources or not active:
                 continue
-            for lease in self.call("DHCPLeases", net.DHCPLeases, default=[]) or []:
+            found = self.call("DHCPLeases", net.DHCPLeases, default=None)
+            if found is None:  # unsupported by this driver (or failed): ask per domain
+                self.per_domain_leases = True
+            for lease in found or []:
                 mac = (lease.get("mac") or "").lower()
                 if mac and lease.get("ipaddr"):
                     leases[mac].append(_lease_address(lease))
@@ -304,16 +309,16 @@ class _HostReader:
                 ids.by_id = sorted(set(ids.by_id) | set(device.by_id))
 
     def fill_addresses(self, dom: Any, vm: Vm, leases: dict[str, list[IpAddress]]) -> None:
-        if not vm.nics:
+        # A lease outlives the guest that took it: only running VMs have addresses
+        # (the same rule as virDomainInterfaceAddresses).
+        if not vm.nics or vm.domain_id is None:
             return
         for nic in vm.nics:
             nic.addresses.extend(a for a in leases.get(nic.mac, []) if a not in nic.addresses)
-        if vm.domain_id is None:
-            return
         # Hosts whose driver has no network leases API (or NICs on networks this
         # host does not own) are asked per domain; arp only when requested.
         wanted = []
-        if "lease" in self.address_sources and not leases:
+        if "lease" in self.address_sources and self.per_domain_leases:
             wanted.append(("lease", api.ADDR_SOURCE_LEASE, AddressSource.DHCP_LEASE))
         if "arp" in self.address_sources:
             wanted.append(("arp", api.ADDR_SOURCE_ARP, AddressSource.ARP))
