@@ -47,6 +47,7 @@ lab-status:  ## show the lab's daemons and guests
 
 bench: venv lab-up  ## run the benchmarks (figures are printed, never asserted)
 	$(BIN)/python bench/discovery/run.py
+	$(BIN)/python bench/discovery/vsphere.py
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,25 +1,34 @@
 # shellcheck shell=bash
 # The legacy guests: defined and started with plain virsh, as an admin would.
+# They are defined and started on host A. `lab/lab migrate` moves a running
+# guest between A and B; every function here finds a guest on the host that
+# currently has it (guest_host), so `up` leaves a migrated guest where it is.
 
-declare -A G_STATE=() G_MEM=() G_MACS=() G_WWN=() G_META=()
+declare -A G_STATE=() G_MEM=() G_MACS=() G_WWN=() G_META=() G_RBD=()
 G_ALL=()      # every guest of the config file
 G_SELECTED=() # LAB_GUESTS, else all
 
 # Custom namespace of the <metadata> element (like an inventory tool's tag).
 LAB_META_NS=http://os-onboard.example/xmlns/legacy-inventory/1.0
 
+# A guest's RBD disk (column rbd) comes from lib/ceph.sh (lab/lab sources it too).
+# shellcheck source=lib/ceph.sh
+declare -F ceph_disk_xml >/dev/null || . "$LAB_DIR/lib/ceph.sh"
+
 guests_load() {
-    local name state mem macs wwn meta rest n
+    local name state mem macs wwn meta rbd rest n
     [[ -r $LAB_GUESTS_CONF ]] || die "guest config $LAB_GUESTS_CONF not readable"
     G_ALL=()
-    while read -r name state mem macs wwn meta rest; do
+    while read -r name state mem macs wwn meta rbd rest; do
         [[ -z $name || $name == \#* ]] && continue
         [[ $state == running || $state == off ]] || die "$LAB_GUESTS_CONF: $name: state must be running|off, not '$state'"
         [[ $mem =~ ^[0-9]+$ ]] || die "$LAB_GUESTS_CONF: $name: memory '$mem' is not a number of MiB"
         ((mem >= 88)) || die "$LAB_GUESTS_CONF: $name: the stock Debian kernel needs at least 88 MiB, not $mem"
         [[ $wwn == - || $wwn =~ ^[0-9a-fA-F]{16}$ ]] || die "$LAB_GUESTS_CONF: $name: WWN must be 16 hex digits or -"
         G_ALL+=("$name")
+        [[ ${rbd:--} == - || $rbd =~ ^[0-9]+$ ]] || die "$LAB_GUESTS_CONF: $name: rbd must be a size in MiB or -"
         G_STATE[$name]=$state G_MEM[$name]=$mem G_MACS[$name]=$macs G_WWN[$name]=$wwn G_META[$name]=${meta:-no}
+        G_RBD[$name]=${rbd:--}
     done <"$LAB_GUESTS_CONF"
     if [[ -n ${LAB_GUESTS:-} ]]; then
         G_SELECTED=()
@@ -38,6 +47,34 @@ guests_running_selected() {
         [[ ${G_STATE[$n]} == running ]] && printf '%s\n' "$n"
     done
     return 0
+}
+
+# guest_is_lab NAME: a guest of the config, or one an earlier config defined.
+guest_is_lab() {
+    local n
+    for n in "${G_ALL[@]}"; do
+        [[ $n == "$1" ]] && return 0
+    done
+    grep -qxF "$1" "$LAB_RUN_DIR/guests.defined" 2>/dev/null
+}
+
+# guest_host NAME: the lab host (a, b) that has the guest: the one where it is
+# active (running, paused, ...), else the first one that defines it; nothing
+# when no running host knows it.
+guest_host() {
+    local host state defined=
+    for host in $(lab_hosts); do
+        state=$(guest_state "$(host_uri "$host")" "$1")
+        case $state in
+        undefined) ;;
+        "shut off" | crashed) defined=${defined:-$host} ;;
+        *)
+            printf '%s' "$host"
+            return 0
+            ;;
+        esac
+    done
+    printf '%s' "$defined"
 }
 
 guest_console_log() { printf '%s/%s-console.log' "$LAB_CONSOLE_DIR" "$1"; }
@@ -74,6 +111,7 @@ guest_xml() {
       <wwn>${G_WWN[$name]}</wwn>
     </disk>"
     fi
+    [[ ${G_RBD[$name]} == - ]] || devices+=$(ceph_disk_xml "$name")
     for mac in ${G_MACS[$name]//,/ }; do
         devices+="
     <interface type='network'>
@@ -115,6 +153,7 @@ guest_define() {
     else
         # A new guest: fresh disks, and the previous console log kept aside.
         rm -f "$(guest_root_disk "$name")" "$(guest_data_disk "$name")"
+        [[ ${G_RBD[$name]} == - ]] || ceph_guest_disk_remove "$name"
         [[ -s $(guest_console_log "$name") ]] && mv -f "$(guest_console_log "$name")" "$(guest_console_log "$name").prev"
     fi
     [[ -e $(guest_root_disk "$name") ]] ||
@@ -122,6 +161,7 @@ guest_define() {
     if [[ ${G_WWN[$name]} != - && ! -e $(guest_data_disk "$name") ]]; then
         qemu-img create -q -f raw "$(guest_data_disk "$name")" 64M
     fi
+    [[ ${G_RBD[$name]} == - ]] || ceph_guest_disk "$name" "${G_RBD[$name]}"
     tmp=$(mktemp)
     printf '%s\n' "$xml" >"$tmp"
     virsh -q -c "$uri" define "$tmp" >/dev/null || { rm -f "$tmp"; die "virsh define $name failed (XML kept in nothing; rerun with bash -x)"; }
@@ -132,7 +172,8 @@ guest_define() {
 }
 
 guest_start() {
-    local uri=$1 name=$2 state logf
+    local host=$1 name=$2 uri state logf
+    uri=$(host_uri "$host")
     state=$(guest_state "$uri" "$name")
     case $state in
     running)
@@ -151,9 +192,28 @@ guest_start() {
     stat -c %s "$logf" 2>/dev/null >"$LAB_RUN_DIR/$name.console-offset" || echo 0 >"$LAB_RUN_DIR/$name.console-offset"
     lab_now_us >"$LAB_RUN_DIR/$name.started-us"
     cp "$LAB_GUEST_DIR/initramfs.hash" "$LAB_RUN_DIR/$name.image-hash"
+    [[ ${G_RBD[$name]} == - ]] || ceph_guest_prepare "$uri" "$name"
     virsh -q -c "$uri" start "$name" >/dev/null ||
-        die "virsh start $name failed; see /var/log/libvirt/qemu/$name.log and $(daemon_log a libvirtd)"
-    log "$name: started (console log $logf)"
+        die "virsh start $name failed on host ${host^^}; see $(host_sys_dir "$host" log)/qemu/$name.log and $(daemon_log "$host" libvirtd)"
+    log "$name: started on host ${host^^} (console log $logf)"
+}
+
+# Define the selected guests on host A and start those that should run; a
+# guest that lives on another host (migrated there) is left where it is.
+guests_up() {
+    local name host
+    for name in "${G_SELECTED[@]}"; do
+        host=$(guest_host "$name")
+        if [[ -n $host && $host != a ]]; then
+            log "$name: lives on host ${host^^} ($(guest_state "$(host_uri "$host")" "$name")); left there"
+        else
+            guest_define "$LAB_HOST_A_URI" "$name"
+        fi
+    done
+    for name in $(guests_running_selected); do
+        host=$(guest_host "$name")
+        guest_start "${host:-a}" "$name"
+    done
 }
 
 # The console output of the current boot: what the guest wrote after the
@@ -183,10 +243,20 @@ guest_console_age() {
     printf '%s' $(($(date +%s) - m))
 }
 
-# IPv4 leases of a guest: lines "vnetN MAC IP/LEN".
+# IPv4 leases of a guest on host URI: lines "vnetN MAC IP/LEN". Only host A
+# runs DHCP: on another host the guest's MACs are looked up in A's leases.
 guest_leases() {
-    virsh -q -c "$1" --readonly domifaddr "$2" --source lease 2>/dev/null |
-        awk '$3 == "ipv4" {print $1, $2, $4}' || true
+    local uri=$1 name=$2
+    if [[ $uri == "$LAB_HOST_A_URI" ]]; then
+        virsh -q -c "$uri" --readonly domifaddr "$name" --source lease 2>/dev/null |
+            awk '$3 == "ipv4" {print $1, $2, $4}' || true
+        return 0
+    fi
+    # domiflist: "vnet3 network onboard-lab virtio 52:54:00:..";
+    # net-dhcp-leases: "date time MAC ipv4 IP/LEN hostname clientid".
+    awk 'FNR == NR {iface[$5] = $1; next} $4 == "ipv4" && ($3 in iface) {print iface[$3], $3, $5}' \
+        <(virsh -q -c "$uri" --readonly domiflist "$name" 2>/dev/null || true) \
+        <(virsh -q -c "$LAB_HOST_A_URI" --readonly net-dhcp-leases "$LAB_NETWORK" 2>/dev/null || true)
 }
 
 # guest_ready URI NAME: 0 when every NIC has a lease and the heartbeat of the
@@ -203,27 +273,31 @@ guest_ready() {
 }
 
 guest_fail_hint() {
-    local name=$1 lines
+    local name=$1 host=${2:-a} lines
     lines=$(guest_console_tail "$name" | tail -n 6 | sed 's/^/    | /')
     if [[ -n $lines ]]; then lines="last lines:"$'\n'"$lines"$'\n'; else lines="no output since virsh start"; fi
-    printf 'see the console log %s (%s) and the QEMU log /var/log/libvirt/qemu/%s.log' \
-        "$(guest_console_log "$name")" "$lines" "$name"
+    printf 'see the console log %s (%s) and the QEMU log %s/qemu/%s.log' \
+        "$(guest_console_log "$name")" "$lines" "$(host_sys_dir "$host" log)" "$name"
 }
 
-# Wait until every running selected guest has its lease(s) and a heartbeat.
+# Wait until every running selected guest has its lease(s) and a heartbeat,
+# on whichever host it runs.
 guests_wait() {
-    local uri=$1 t0 name state pending=() still started boot
+    local t0 name state host uri pending=() still started boot
     t0=$(lab_now_us)
     mapfile -t pending < <(guests_running_selected)
     while ((${#pending[@]})); do
         still=()
         for name in "${pending[@]}"; do
+            host=$(guest_host "$name")
+            host=${host:-a}
+            uri=$(host_uri "$host")
             state=$(guest_state "$uri" "$name")
             if [[ $state == paused ]]; then
                 continue # left paused on purpose (guest_start warned)
             fi
             if [[ $state != running ]]; then
-                die "$name is '$state' instead of running; $(guest_fail_hint "$name")"
+                die "$name is '$state' instead of running on host ${host^^}; $(guest_fail_hint "$name" "$host")"
             fi
             if guest_ready "$uri" "$name"; then
                 boot=
@@ -231,7 +305,7 @@ guests_wait() {
                     boot=" $(lab_since "$started")s after virsh start"
                     rm -f "$LAB_RUN_DIR/$name.started-us"
                 fi
-                log "$name: up${boot}: $(guest_leases "$uri" "$name" | awk '{printf "%s%s %s", sep, $2, $3; sep=", "}')"
+                log "$name: up on host ${host^^}${boot}: $(guest_leases "$uri" "$name" | awk '{printf "%s%s %s", sep, $2, $3; sep=", "}')"
             else
                 still+=("$name")
             fi
@@ -240,7 +314,8 @@ guests_wait() {
         ((${#pending[@]})) || break
         if (($(lab_now_us) - t0 > LAB_BOOT_TIMEOUT * 1000000)); then
             for name in "${pending[@]}"; do
-                log "$name: no DHCP lease(s) + heartbeat after ${LAB_BOOT_TIMEOUT}s; $(guest_fail_hint "$name")" >&2
+                host=$(guest_host "$name")
+                log "$name: no DHCP lease(s) + heartbeat after ${LAB_BOOT_TIMEOUT}s on host ${host:-?}; $(guest_fail_hint "$name" "${host:-a}")" >&2
             done
             die "guests not up within ${LAB_BOOT_TIMEOUT}s: ${pending[*]} (LAB_BOOT_TIMEOUT raises the limit)"
         fi
@@ -248,43 +323,59 @@ guests_wait() {
     done
 }
 
-# Destroy + undefine a lab guest. Without libvirtd, kill its QEMU by pidfile.
+# guest_down HOST NAME LIBVIRTD_ALIVE(0|1): destroy + undefine a lab guest on
+# HOST and delete its disks. Without libvirtd, kill its QEMU by pidfile.
 guest_down() {
-    local uri=$1 name=$2 alive=$3 pid
+    local host=$1 name=$2 alive=$3 uri
+    uri=$(host_uri "$host")
     if ((alive)); then
         if virsh -c "$uri" --readonly dominfo "$name" >/dev/null 2>&1; then
             virsh -q -c "$uri" destroy "$name" >/dev/null 2>&1 || true
-            virsh -q -c "$uri" undefine "$name" >/dev/null || die "virsh undefine $name failed"
-            log "$name: destroyed and undefined"
+            # A transient domain (migrated without --persistent) is gone now.
+            if virsh -c "$uri" --readonly dominfo "$name" >/dev/null 2>&1; then
+                virsh -q -c "$uri" undefine "$name" >/dev/null || die "virsh undefine $name failed on host ${host^^}"
+            fi
+            log "$name: destroyed and undefined on host ${host^^}"
         fi
     else
-        # libvirtd is not running: stop the QEMU by pidfile and remove the
-        # definition and status files libvirtd would have removed.
-        if pid=$(pidfile_pid "/run/libvirt/qemu/$name.pid"); then
-            [[ $(proc_comm "$pid") == qemu-system-* ]] && stop_pid "QEMU of $name" "$pid"
-        fi
-        if [[ -e /etc/libvirt/qemu/$name.xml || -e /run/libvirt/qemu/$name.xml ]]; then
-            rm -rf "/etc/libvirt/qemu/$name.xml" "/etc/libvirt/qemu/autostart/$name.xml" \
-                "/run/libvirt/qemu/$name.xml" "/run/libvirt/qemu/$name.pid" \
-                /var/lib/libvirt/qemu/domain-*-"$name"
-            log "$name: removed its libvirt definition/status files (libvirtd not running)"
-        fi
+        guest_down_files "$host" "$name"
     fi
     rm -f "$LAB_RUN_DIR/$name".{xml-hash,console-offset,started-us,image-hash} \
         "$(guest_root_disk "$name")" "$(guest_data_disk "$name")"
 }
 
+# guest_down_files HOST NAME: libvirtd of HOST is not running: stop the
+# guest's QEMU by pidfile and remove the definition and status files
+# libvirtd would have removed.
+guest_down_files() {
+    local host=$1 name=$2 etc run lib pid
+    etc=$(host_sys_dir "$host" etc) run=$(host_sys_dir "$host" run) lib=$(host_sys_dir "$host" lib)
+    if pid=$(pidfile_pid "$run/qemu/$name.pid"); then
+        [[ $(proc_comm "$pid") == qemu-system-* ]] && stop_pid "QEMU of $name (host ${host^^})" "$pid"
+    fi
+    if [[ -e $etc/qemu/$name.xml || -e $run/qemu/$name.xml ]]; then
+        rm -rf "$etc/qemu/$name.xml" "$etc/qemu/autostart/$name.xml" \
+            "$run/qemu/$name.xml" "$run/qemu/$name.pid" \
+            "$lib"/qemu/domain-*-"$name"
+        log "$name: removed its libvirt definition/status files on host ${host^^} (libvirtd not running)"
+    fi
+}
+
+# guest_status NAME: one line (two when running) on the host that has it.
 guest_status() {
-    local uri=$1 name=$2 state id pid rss hb age ips
+    local name=$1 host uri state id pid rss hb age ips
+    host=$(guest_host "$name")
+    host=${host:-a}
+    uri=$(host_uri "$host")
     state=$(guest_state "$uri" "$name")
     id=$(virsh -c "$uri" --readonly domid "$name" 2>/dev/null | head -n1 || true)
     [[ $id =~ ^[0-9]+$ ]] || id=-
-    pid=$(pidfile_pid "/run/libvirt/qemu/$name.pid" || echo -)
+    pid=$(pidfile_pid "$(host_sys_dir "$host" run)/qemu/$name.pid" || echo -)
     rss=-
-    [[ $pid != - ]] && rss="$(awk '/^VmRSS:/ {printf "%d MiB", $2/1024}' "/proc/$pid/status" 2>/dev/null)"
+    [[ $pid != - ]] && rss=$(pid_rss "$pid")
     ips=$(guest_leases "$uri" "$name" | awk '{printf "%s%s=%s", sep, $2, $3; sep=" "}')
-    printf '  %-8s host=A state=%-8s id=%-3s qemu-pid=%-7s rss=%-8s ips: %s\n' \
-        "$name" "${state// /-}" "$id" "$pid" "$rss" "${ips:--}"
+    printf '  %-8s host=%s state=%-8s id=%-3s qemu-pid=%-7s rss=%-8s ips: %s\n' \
+        "$name" "${host^^}" "${state// /-}" "$id" "$pid" "$rss" "${ips:--}"
     if [[ $state == running ]]; then
         hb=$(guest_last_heartbeat "$name")
         age=$(guest_console_age "$name")

@@ -6,10 +6,81 @@
 #   auth_unix_ro = "none"   read-only connections without polkit/D-Bus
 #   listen_tcp on 127.0.0.1, auth_tcp "none", no TLS   (for benchmarks:
 #                           qemu+tcp://127.0.0.1/system, test+tcp://127.0.0.1/abs.xml)
-# Pidfiles live in hosts/a/run; `down` stops exactly those pids.
-# A later host B reuses these functions inside its own mount namespace.
+# Pidfiles live in hosts/<host>/run; `down` stops exactly those pids.
+# Host B (lib/hostb.sh) runs the same functions inside its own mount and UTS
+# namespaces: daemon_start calls host_<host>_exec to launch a daemon there.
+
+LAB_HOSTS_ALL=(a b)
 
 host_dir() { printf '%s/hosts/%s' "$LAB_STATE_DIR" "$1"; }
+
+# host_uri HOST: the host's read-write URI, usable from the main namespace.
+host_uri() {
+    case $1 in
+    a) printf '%s' "$LAB_HOST_A_URI" ;;
+    b) printf '%s' "$LAB_HOST_B_URI" ;;
+    *) die "unknown lab host '$1' (a or b)" ;;
+    esac
+}
+
+# host_tcp_uri HOST: its TCP URI (A on 127.0.0.1, B on 127.0.0.2): the same from
+# every namespace, so a daemon can reach the other one (p2p migration, Nova).
+host_tcp_uri() {
+    case $1 in
+    a) printf '%s' "$LAB_HOST_A_TCP_URI" ;;
+    b) printf '%s' "$LAB_HOST_B_TCP_URI" ;;
+    *) die "unknown lab host '$1' (a or b)" ;;
+    esac
+}
+
+# host_listen_addr HOST: the loopback address the host listens on.
+host_listen_addr() {
+    local var=LAB_HOST_${1^^}_LISTEN_ADDR
+    printf '%s' "${!var:-127.0.0.1}"
+}
+
+# host_sys_dir HOST etc|run|lib|cache|log: where the host's /etc/libvirt,
+# /run/libvirt, /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt are,
+# seen from the main namespace.
+host_sys_dir() {
+    local host=$1 kind=$2
+    if [[ $host == a ]]; then
+        case $kind in
+        etc) printf /etc/libvirt ;;
+        run) printf /run/libvirt ;;
+        lib) printf /var/lib/libvirt ;;
+        *) printf '/var/%s/libvirt' "$kind" ;;
+        esac
+    elif [[ $kind == run ]]; then
+        printf '%s/run/libvirt' "$(host_dir "$host")"
+    else
+        printf '%s/%s' "$(host_dir "$host")" "$kind"
+    fi
+}
+
+# host_alive HOST: its libvirtd runs (by pidfile).
+host_alive() { pidfile_pid "$(daemon_pidfile "$1" libvirtd)" >/dev/null; }
+
+# The lab hosts whose libvirtd runs (a, b), one per line.
+lab_hosts() {
+    local host
+    for host in "${LAB_HOSTS_ALL[@]}"; do
+        host_alive "$host" && printf '%s\n' "$host"
+    done
+    return 0
+}
+
+# The read-write URIs (usable from the main namespace) of the running lab
+# hosts, one per line: for components that configure every host, e.g. a
+# libvirt secret:
+#   mapfile -t uris < <(lab_host_uris); for uri in "${uris[@]}"; do virsh -c "$uri" ...; done
+# (quote them: B's URI holds a '?').
+lab_host_uris() {
+    local host
+    for host in $(lab_hosts); do
+        printf '%s\n' "$(host_uri "$host")"
+    done
+}
 
 # daemon_conf HOST NAME: path of the config copy.
 daemon_conf() { printf '%s/etc/%s.conf' "$(host_dir "$1")" "$2"; }
@@ -21,7 +92,7 @@ daemon_render_conf() {
     local host=$1 name=$2 src=/etc/libvirt/$2.conf keys
     case $name in
     virtlogd) keys='log_outputs' ;;
-    libvirtd) keys='auth_unix_ro|listen_tcp|listen_tls|listen_addr|tcp_port|auth_tcp|log_outputs' ;;
+    libvirtd) keys='auth_unix_ro|listen_tcp|listen_tls|listen_addr|tcp_port|auth_tcp|log_outputs|host_uuid' ;;
     esac
     # Drop any active setting we override (the Debian files have them commented).
     if [[ -r $src ]]; then
@@ -40,7 +111,23 @@ listen_addr = "${!addr_var:-127.0.0.1}"
 tcp_port = "${!port_var:-16509}"
 auth_tcp = "none"
 EOF
+        # Hosts other than A run on the same machine: libvirt refuses to migrate
+        # between two daemons reporting the same host UUID ("same host").
+        if [[ $host != a ]]; then
+            printf 'host_uuid = "%s"\n' "$(host_uuid "$host")"
+        fi
     fi
+}
+
+# host_uuid HOST: a random UUID, made once and kept in hosts/<host>/host_uuid.
+host_uuid() {
+    local f
+    f=$(host_dir "$1")/host_uuid
+    if [[ ! -s $f ]]; then
+        mkdir -p "${f%/*}"
+        cat /proc/sys/kernel/random/uuid >"$f"
+    fi
+    cat "$f"
 }
 
 # Refuse to run next to a daemon the lab did not start (it would own the sockets).
@@ -78,6 +165,8 @@ daemon_start() {
     printf '%s\n' "$new" >"$conf"
     args=("$name" -d -f "$conf" -p "$pidfile")
     [[ $name == libvirtd ]] && args+=(--listen)
+    # A host with its own namespaces launches its daemons through host_<h>_exec.
+    declare -F "host_${host}_exec" >/dev/null && args=("host_${host}_exec" "${args[@]}")
     # 9>&-: the daemons must not inherit (and hold) the lab lock.
     "${args[@]}" >>"$logf" 2>&1 9>&- ||
         die "host ${host^^}: '${args[*]}' failed; see $logf"
@@ -141,7 +230,7 @@ daemons_up() {
     daemon_start "$host" libvirtd
     libvirtd_wait "$host" "$uri"
     # Convenience: libvirt's own per-guest QEMU logs, next to the lab's logs.
-    [[ -e $LAB_LOG_DIR/host-$host-qemu ]] || ln -sfn /var/log/libvirt/qemu "$LAB_LOG_DIR/host-$host-qemu"
+    [[ -e $LAB_LOG_DIR/host-$host-qemu ]] || ln -sfn "$(host_sys_dir "$host" log)/qemu" "$LAB_LOG_DIR/host-$host-qemu"
 }
 
 daemons_down() {
@@ -154,16 +243,23 @@ daemons_down() {
         fi
         rm -f "$pidfile"
     done
-    kvm_perms_restore
+    # /dev/kvm is shared: restore it with host A, the last host to go.
+    [[ $host == a ]] && kvm_perms_restore
+    return 0
 }
 
 # daemon_status HOST NAME: one line; returns 1 when not running.
 daemon_status() {
     local host=$1 name=$2 pid
     if pid=$(pidfile_pid "$(daemon_pidfile "$host" "$name")"); then
-        printf '  %-9s pid %-7s alive   log %s\n' "$name" "$pid" "$(daemon_log "$host" "$name")"
+        printf '  %-9s pid %-7s alive   rss %-8s log %s\n' "$name" "$pid" "$(pid_rss "$pid")" "$(daemon_log "$host" "$name")"
     else
-        printf '  %-9s NOT RUNNING     log %s\n' "$name" "$(daemon_log "$host" "$name")"
+        printf '  %-9s NOT RUNNING                  log %s\n' "$name" "$(daemon_log "$host" "$name")"
         return 1
     fi
+}
+
+# pid_rss PID: resident memory, e.g. "52 MiB" ("-" when gone).
+pid_rss() {
+    awk '/^VmRSS:/ {printf "%d MiB", $2 / 1024; found = 1} END {if (!found) printf "-"}' "/proc/$1/status" 2>/dev/null || printf -- -
 }

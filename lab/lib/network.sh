@@ -109,3 +109,72 @@ network_status() {
         "$LAB_NETWORK" "$active" "$LAB_BRIDGE" "$(network_cidr)" "$pid" "$leases"
     [[ $active == yes ]]
 }
+
+# --- the network on the other hosts (B): bridge mode on A's bridge ----------
+# Same name as A's network, so a migrated guest's <source network=...> resolves
+# on its new host and its tap joins the same bridge: it keeps its IP, and its
+# lease stays with A's dnsmasq (so `domifaddr --source lease` is empty on B).
+
+network_bridge_xml() {
+    cat <<EOF2
+<!-- os-onboard lab: host B's view of $LAB_NETWORK: host A's bridge, no DHCP here. -->
+<network>
+  <name>$LAB_NETWORK</name>
+  <forward mode='bridge'/>
+  <bridge name='$LAB_BRIDGE'/>
+</network>
+EOF2
+}
+
+# network_bridge_up HOST
+network_bridge_up() {
+    local host=$1 uri info xml hash tmp hashf
+    uri=$(host_uri "$host")
+    hashf=$LAB_RUN_DIR/network-$host.xml-hash
+    xml=$(network_bridge_xml)
+    hash=$(sha256sum <<<"$xml" | cut -d' ' -f1)
+    if info=$(virsh -c "$uri" net-info "$LAB_NETWORK" 2>/dev/null) && [[ $(cat "$hashf" 2>/dev/null) != "$hash" ]]; then
+        # Only the lab defines networks on B: replace an older definition.
+        virsh -q -c "$uri" net-destroy "$LAB_NETWORK" >/dev/null 2>&1 || true
+        virsh -q -c "$uri" net-undefine "$LAB_NETWORK" >/dev/null 2>&1 || true
+        info=
+    fi
+    if [[ -z $info ]]; then
+        tmp=$(mktemp)
+        printf '%s\n' "$xml" >"$tmp"
+        virsh -q -c "$uri" net-define "$tmp" >/dev/null || { rm -f "$tmp"; die "host ${host^^}: virsh net-define $LAB_NETWORK failed; see $(daemon_log "$host" libvirtd)"; }
+        rm -f "$tmp"
+        printf '%s\n' "$hash" >"$hashf"
+        info=$(virsh -c "$uri" net-info "$LAB_NETWORK")
+        log "host ${host^^}: network $LAB_NETWORK defined (bridge mode on $LAB_BRIDGE)"
+    fi
+    grep -Eq '^Active:[[:space:]]+yes' <<<"$info" && return 0
+    virsh -q -c "$uri" net-start "$LAB_NETWORK" >/dev/null ||
+        die "host ${host^^}: virsh net-start $LAB_NETWORK failed; see $(daemon_log "$host" libvirtd)"
+    log "host ${host^^}: network $LAB_NETWORK started (bridge mode on $LAB_BRIDGE)"
+}
+
+# network_bridge_down HOST LIBVIRTD_ALIVE(0|1): without libvirtd the host's
+# definition goes with its state directory (nothing of it runs).
+network_bridge_down() {
+    local host=$1 alive=$2 uri
+    uri=$(host_uri "$host")
+    rm -f "$LAB_RUN_DIR/network-$host.xml-hash"
+    ((alive)) || return 0
+    virsh -c "$uri" net-info "$LAB_NETWORK" >/dev/null 2>&1 || return 0
+    virsh -q -c "$uri" net-destroy "$LAB_NETWORK" >/dev/null 2>&1 || true
+    virsh -q -c "$uri" net-undefine "$LAB_NETWORK" >/dev/null ||
+        die "host ${host^^}: virsh net-undefine $LAB_NETWORK failed"
+    log "host ${host^^}: network $LAB_NETWORK destroyed and undefined"
+}
+
+network_bridge_status() {
+    local host=$1 info active
+    if ! info=$(virsh -c "$(host_uri "$host")" --readonly net-info "$LAB_NETWORK" 2>/dev/null); then
+        printf '  network   %s: NOT DEFINED\n' "$LAB_NETWORK"
+        return 1
+    fi
+    active=$(awk '$1 == "Active:" {print $2}' <<<"$info")
+    printf '  network   %s: active=%s, bridge mode on %s (DHCP leases on host A)\n' "$LAB_NETWORK" "$active" "$LAB_BRIDGE"
+    [[ $active == yes ]]
+}
