@@ -21,6 +21,7 @@ from os_onboard.discovery.base import DiscoveryOptions
 from os_onboard.discovery.loader import driver_for
 from os_onboard.exceptions import ConfigError, OnboardError
 from os_onboard.inventory.conflicts import find_conflicts
+from os_onboard.inventory.leases import join_leases_across_hosts
 from os_onboard.inventory.models import (
     Host,
     HostInventory,
@@ -98,6 +99,7 @@ def discover_hosts(uris: Iterable[str], options: RunOptions | None = None,
             progress(result, len(results), len(targets))
     gc.unfreeze()
     inventory = Inventory(hosts=[results[uri] for uri in targets])
+    join_leases_across_hosts(inventory)
     inventory.conflicts = find_conflicts(inventory)
     return inventory
 

@@ -255,6 +255,13 @@ class BlockDevice(_Model):
     size_bytes: int | None = None
 
 
+class Lease(_Model):
+    """A DHCP lease held by the hypervisor's own DHCP server for a network."""
+
+    mac: str
+    address: IpAddress
+
+
 class Network(_Model):
     name: str
     bridge: str | None = None
@@ -262,6 +269,7 @@ class Network(_Model):
     active: bool = True
     dhcp: bool = False
     subnets: list[str] = Field(default_factory=list)
+    leases: list[Lease] = Field(default_factory=list)
 
 
 class HostStatus(StrEnum):

@@ -108,3 +108,33 @@ def test_live_migration_a_to_b_and_back(guest, hosts, lab, console_log):
     # One guest, one boot: the counter never restarted and never paused > 3 s.
     monitor.assert_no_gap(max_interval=3.0)
     assert _last_heartbeat_ips(log) == ips
+
+
+def test_discovery_follows_a_migrated_guest_to_host_b(guest, hosts, console_log, tmp_path):
+    """Discovery of both hosts after an out-of-band migration: the guest is on B,
+    with the addresses that only host A's DHCP server knows."""
+    import json
+    import sys
+
+    host_a, host_b = hosts
+    cli = Path(sys.executable).parent / "os-onboard"
+    with HeartbeatMonitor(console_log(guest)) as monitor:
+        _migrate(guest, "b")
+        pid_on_b = qemu_pid(guest)
+        out = tmp_path / "inventory.json"
+        result = subprocess.run(
+            [cli, "discover", host_a, host_b, "--no-save", "--output-file", str(out)],
+            capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        assert qemu_pid(guest) == pid_on_b  # discovery did not disturb it on B
+        _migrate(guest, "a")
+    monitor.assert_no_gap(max_interval=3.0)
+    doc = json.loads(out.read_text())
+    on_a, on_b = ({vm["name"]: vm for vm in h["vms"]} for h in doc["hosts"])
+    assert guest not in on_a
+    vm = on_b[guest]
+    assert vm["power_state"] == "running"
+    assert doc["hosts"][1]["host"]["hostname"] != doc["hosts"][0]["host"]["hostname"]
+    for nic in vm["nics"]:
+        assert [a["source"] for a in nic["addresses"]] == ["dhcp-lease"], nic
+    assert not [c for c in doc["conflicts"] if guest in " ".join(c["members"])]

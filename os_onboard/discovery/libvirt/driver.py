@@ -31,6 +31,7 @@ from os_onboard.inventory.models import (
     HostStatus,
     HypervisorKind,
     IpAddress,
+    Lease,
     Network,
     PowerState,
     Problem,
@@ -161,9 +162,11 @@ class _HostReader:
             if xml is None:
                 continue
             try:
-                networks.append(hostxml.parse_network(xml, active))
+                network = hostxml.parse_network(xml, active)
             except MalformedXml as exc:
                 self.problem("malformed-xml", f"network {net.name()}: {exc}")
+                continue
+            networks.append(network)
             if "lease" not in self.address_sources or not active:
                 continue
             found = self.call("DHCPLeases", net.DHCPLeases, default=None)
@@ -173,6 +176,7 @@ class _HostReader:
                 mac = (lease.get("mac") or "").lower()
                 if mac and lease.get("ipaddr"):
                     leases[mac].append(_lease_address(lease))
+                    network.leases.append(Lease(mac=mac, address=_lease_address(lease)))
         return networks, leases
 
     def read_pools(self) -> list[StoragePool]:
