@@ -4,6 +4,7 @@
 
     OnboardError
     ├── ConfigError                 bad configuration or command-line input
+    │   └── ResolutionError         a disk cannot be mapped to a Cinder backend reference
     ├── DiscoveryError              a hypervisor could not be read
     │   ├── HostUnreachable         connect failed or timed out (temporary)
     │   ├── ReadOnlyViolation       something tried to write over a read-only link
@@ -27,6 +28,16 @@ class OnboardError(Exception):
 
 class ConfigError(OnboardError):
     """Configuration, mapping or command-line input is invalid."""
+
+
+class ResolutionError(ConfigError):
+    """A disk cannot be turned into a Cinder backend reference.
+
+    The disk is (or claims to be) on a configured backend, but its identifiers
+    are malformed or contradict each other, the backend's lookup does not know
+    the volume, or several backends claim it. The fix is in the backend
+    configuration, its lookup data, or the inventory; retrying alone won't help.
+    """
 
 
 class DiscoveryError(OnboardError):

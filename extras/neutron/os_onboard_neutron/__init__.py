@@ -1,0 +1,1 @@
+"""Neutron extras of os-onboard: the ``onboard_bridge`` ML2 mechanism driver."""

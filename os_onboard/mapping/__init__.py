@@ -1,0 +1,1 @@
+"""Mapping inventory objects to their OpenStack counterparts."""
