@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from child import run_child  # bench/discovery is sys.path[0] when run as a script
+
 HERE = Path(__file__).resolve().parent
 MODES = HERE / "modes.py"
 PROXY = HERE / "delayproxy.py"
@@ -60,16 +62,7 @@ def log(msg: str = "") -> None:
 
 def run_mode(args: list[str], timeout: float) -> dict:
     """Run modes.py in a fresh interpreter; return its RESULT (or {"error": ...})."""
-    try:
-        proc = subprocess.run([sys.executable, str(MODES), *args], capture_output=True,
-                              text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:g} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-    return {"error": f"exited {proc.returncode}: " + " | ".join(tail)}
+    return run_child([sys.executable, str(MODES), *args], timeout)
 
 
 class Probe:

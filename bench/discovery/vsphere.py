@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from child import run_child  # bench/discovery is sys.path[0] when run as a script
+
 REPO = Path(__file__).resolve().parents[2]
 TARGET_VMS, TARGET_WALL_S, TARGET_RATIO = 10_000, 15.0, 10.0
 USER = "bench"
@@ -149,15 +151,7 @@ def run_mode(mode: str, sim: Simulator, sample: int, timeout: float) -> dict:
     env = {**os.environ, "VSPHERE_PASSWORD": sim.password}
     cmd = [sys.executable, __file__, "--run-mode", mode, "--uri", sim.uri,
            "--naive-sample", str(sample)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:g} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-    return {"error": f"exited {proc.returncode}: " + " | ".join(tail)}
+    return run_child(cmd, timeout, env)
 
 
 # -- main ------------------------------------------------------------------------------------

@@ -7,12 +7,14 @@ same domain and the guest's heartbeat never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,3 +135,18 @@ class HeartbeatMonitor:
         for (t0, n0), (t1, n1) in zip(self.beats, self.beats[1:], strict=False):
             assert n1 == n0 + 1, f"heartbeat counter jumped {n0} -> {n1} (guest restarted?)"
             assert t1 - t0 <= max_interval, f"heartbeat gap of {t1 - t0:.1f} s after #{n0}"
+
+
+@contextlib.contextmanager
+def undisturbed(guests: list[tuple[str, str]], console_log) -> Iterator[None]:
+    """Prove that the block left each ``(host uri, guest name)`` undisturbed:
+    same QEMU process, same domain id, still running, heartbeat without a gap."""
+    witnesses = [GuestWitness(uri, name).record() for uri, name in guests]
+    with contextlib.ExitStack() as stack:
+        monitors = [stack.enter_context(HeartbeatMonitor(console_log(name)))
+                    for _, name in guests]
+        yield
+    for witness in witnesses:
+        witness.assert_undisturbed()
+    for monitor in monitors:
+        monitor.assert_no_gap()

@@ -7,7 +7,6 @@ same domain id, heartbeat without a gap.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from tests.functional.lab import GuestWitness, HeartbeatMonitor, virsh
+from tests.functional.lab import undisturbed, virsh
 
 CLI = [str(Path(sys.executable).parent / "os-onboard")]
 
@@ -32,16 +31,8 @@ def _discover(host_uri: str, tmp_path: Path, *extra: str) -> dict:
     return json.loads(out.read_text())
 
 
-@contextlib.contextmanager
 def _undisturbed(host_uri, guests, console_log):
-    witnesses = [GuestWitness(host_uri, name).record() for name in guests]
-    with contextlib.ExitStack() as stack:
-        monitors = [stack.enter_context(HeartbeatMonitor(console_log(name))) for name in guests]
-        yield
-    for witness in witnesses:
-        witness.assert_undisturbed()
-    for monitor in monitors:
-        monitor.assert_no_gap()
+    return undisturbed([(host_uri, name) for name in guests], console_log)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.lab import GuestWitness, HeartbeatMonitor, virsh
+from tests.functional.lab import HeartbeatMonitor, undisturbed, virsh
 
 CLI = [str(Path(sys.executable).parent / "os-onboard")]
 
@@ -67,16 +67,8 @@ def _rbd_disk_xml(uri: str, name: str, image: str) -> ET.Element:
     return disk
 
 
-@contextlib.contextmanager
 def _undisturbed(lab, guests, console_log):
-    witnesses = [GuestWitness(_host_of(lab, name), name).record() for name in guests]
-    with contextlib.ExitStack() as stack:
-        monitors = [stack.enter_context(HeartbeatMonitor(console_log(name))) for name in guests]
-        yield
-    for witness in witnesses:
-        witness.assert_undisturbed()
-    for monitor in monitors:
-        monitor.assert_no_gap()
+    return undisturbed([(_host_of(lab, name), name) for name in guests], console_log)
 
 
 def _discover(uri: str, tmp_path: Path, *extra: str) -> tuple[list, dict]:
