@@ -157,6 +157,24 @@ os_extras_stamp() {
         LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16
 }
 
+# os-onboard itself, so that `openstack onboard ...` (its python-openstackclient
+# plugin) works next to the other OpenStack commands. Reinstalled (not
+# editable: the venv outlives any one clone) when the package's sources change.
+os_onboard_plugin_ensure() {
+    local repo=${LAB_DIR%/lab} stamp logf=$LAB_OS_LOG/install.log
+    stamp=$( (cd "$repo" && find pyproject.toml os_onboard -type f -name '*.py' -o -name pyproject.toml |
+        LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16)
+    [[ $(cat "$LAB_OS_VENV/.lab-onboard-stamp" 2>/dev/null) == "$stamp" ]] && return 0
+    "$LAB_OS_VENV/bin/pip" install --no-input -c "$LAB_OS_SRC/constraints.txt" "$repo" >>"$logf" 2>&1 ||
+        die "openstack: installing os-onboard into $LAB_OS_VENV failed; see $logf"
+    rm -rf "$repo/build"
+    # stevedore caches entry points per sys.path and can miss a reinstall that
+    # adds one (seen: a new `openstack onboard` command not found).
+    rm -rf "${XDG_CACHE_HOME:-$HOME/.cache}/python-entrypoints"
+    printf '%s\n' "$stamp" >"$LAB_OS_VENV/.lab-onboard-stamp"
+    os_log "installed os-onboard into the venv (openstack onboard ...)"
+}
+
 # Install the venv when constraints.txt / requirements.in / Python changed.
 os_venv_ensure() {
     local stamp t0 logf=$LAB_OS_LOG/install.log name site so
@@ -187,10 +205,12 @@ os_venv_ensure() {
         "$LAB_OS_VENV/bin/pip" install --no-input --no-deps --no-build-isolation --force-reinstall \
             "$LAB_OS_EXTRAS" >>"$logf" 2>&1 ||
             die "openstack: installing $LAB_OS_EXTRAS failed; see $logf"
-        rm -rf "$LAB_OS_EXTRAS/build" "$LAB_OS_EXTRAS"/*.egg-info
+        rm -rf "$LAB_OS_EXTRAS/build" "$LAB_OS_EXTRAS"/*.egg-info \
+            "${XDG_CACHE_HOME:-$HOME/.cache}/python-entrypoints" # stevedore's stale cache
         printf '%s\n' "$stamp" >"$LAB_OS_VENV/.lab-extras-stamp"
         os_log "installed extras/neutron (os_onboard_neutron) into the venv"
     fi
+    os_onboard_plugin_ensure
     # Cinder's RBD driver needs Ceph's Python bindings: Debian's modules (from
     # ceph.sh's python3-rados/python3-rbd) load in this CPython 3.11 too.
     site=$("$LAB_OS_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))' 2>/dev/null) || return 0

@@ -40,6 +40,9 @@ examples:
 class Discover(Lister):
     """Discover VMs, disks and NICs on hypervisor hosts, without changing anything."""
 
+    # Under `openstack`, no cloud login is needed: hypervisors are read directly.
+    auth_required = False
+
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
         parser.add_argument("uris", nargs="*", metavar="URI", help="hypervisor URI to read")

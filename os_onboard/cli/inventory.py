@@ -16,6 +16,9 @@ from os_onboard.inventory.models import Inventory
 class ListSnapshots(Lister):
     """List the inventory snapshots saved by 'discover', newest first."""
 
+    # Under `openstack`, no cloud login is needed: hypervisors are read directly.
+    auth_required = False
+
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
         parser.add_argument("--limit", type=int, default=50, help="at most this many")
@@ -31,6 +34,9 @@ class ListSnapshots(Lister):
 class ShowInventory(Lister):
     """Show a saved inventory snapshot (the newest by default)."""
 
+    # Under `openstack`, no cloud login is needed: hypervisors are read directly.
+    auth_required = False
+
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
         parser.add_argument("--snapshot", type=int, metavar="ID",
@@ -45,6 +51,9 @@ class ShowInventory(Lister):
 
 class Schema(Command):
     """Print the JSON schema of the inventory document."""
+
+    # Under `openstack`, no cloud login is needed: hypervisors are read directly.
+    auth_required = False
 
     def take_action(self, parsed_args: Any) -> int:
         print(json.dumps(Inventory.model_json_schema(), indent=2))
