@@ -17,6 +17,8 @@ $(BIN)/os-onboard: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# stevedore (cliff's command loader) caches entry points and can miss new ones
+	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/python-entrypoints"
 	touch $@
 
 venv: $(BIN)/os-onboard  ## create .venv with os-onboard and its test tools

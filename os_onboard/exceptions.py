@@ -10,6 +10,8 @@
     │   ├── ReadOnlyViolation       something tried to write over a read-only link
     │   └── ObjectVanished          a VM/volume disappeared while being read
     ├── InventoryError              an inventory document is malformed
+    ├── CloudError                  the OpenStack side failed
+    │   └── NovaHelperError         the Nova-side helper could not do its job
     └── StateStoreError             the local state store failed
 
 Foreign exceptions (libvirt, SQLAlchemy, ...) are translated to these at the
@@ -62,6 +64,14 @@ class ObjectVanished(DiscoveryError):
 
 class InventoryError(OnboardError):
     """An inventory document does not match the schema."""
+
+
+class CloudError(OnboardError):
+    """An OpenStack service, or os-onboard's helper inside it, failed."""
+
+
+class NovaHelperError(CloudError):
+    """The Nova-side helper is not configured, not installed, or failed."""
 
 
 class StateStoreError(OnboardError):

@@ -44,7 +44,10 @@ LAB_OS_RUN=$LAB_OS_DIR/run
 LAB_OS_DATA=$LAB_OS_DIR/data
 LAB_OS_LOG=${LAB_LOG_DIR:?}/openstack
 LAB_OS_SRC=$LAB_DIR/openstack
-LAB_OS_EXTRAS=${LAB_DIR%/lab}/extras/neutron
+# os-onboard's pieces that live inside OpenStack's own Python: the ML2 driver
+# (neutron) and the Nova-side helper (nova).
+LAB_OS_EXTRAS=${LAB_DIR%/lab}/extras
+LAB_OS_EXTRA_PKGS=(neutron nova)
 LAB_OS_CLOUDS_YAML=/etc/openstack/clouds.yaml
 LAB_OS_HOST=127.0.0.1
 LAB_OS_KEYSTONE_URL=http://$LAB_OS_HOST:5000
@@ -153,7 +156,7 @@ os_venv_stamp() {
 }
 
 os_extras_stamp() {
-    (cd "$LAB_OS_EXTRAS" && find . -type f ! -path '*/__pycache__/*' ! -path '*.egg-info*' ! -path './build/*' |
+    (cd "$LAB_OS_EXTRAS" && find "${LAB_OS_EXTRA_PKGS[@]}" -type f ! -path '*/__pycache__/*' ! -path '*.egg-info*' ! -path '*/build/*' |
         LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16
 }
 
@@ -202,13 +205,16 @@ os_venv_ensure() {
     fi
     stamp=$(os_extras_stamp)
     if [[ $(cat "$LAB_OS_VENV/.lab-extras-stamp" 2>/dev/null) != "$stamp" ]]; then
-        "$LAB_OS_VENV/bin/pip" install --no-input --no-deps --no-build-isolation --force-reinstall \
-            "$LAB_OS_EXTRAS" >>"$logf" 2>&1 ||
-            die "openstack: installing $LAB_OS_EXTRAS failed; see $logf"
-        rm -rf "$LAB_OS_EXTRAS/build" "$LAB_OS_EXTRAS"/*.egg-info \
-            "${XDG_CACHE_HOME:-$HOME/.cache}/python-entrypoints" # stevedore's stale cache
+        local extra
+        for extra in "${LAB_OS_EXTRA_PKGS[@]}"; do
+            "$LAB_OS_VENV/bin/pip" install --no-input --no-deps --no-build-isolation --force-reinstall \
+                "$LAB_OS_EXTRAS/$extra" >>"$logf" 2>&1 ||
+                die "openstack: installing $LAB_OS_EXTRAS/$extra failed; see $logf"
+            rm -rf "$LAB_OS_EXTRAS/$extra/build" "$LAB_OS_EXTRAS/$extra"/*.egg-info
+        done
+        rm -rf "${XDG_CACHE_HOME:-$HOME/.cache}/python-entrypoints" # stevedore's stale cache
         printf '%s\n' "$stamp" >"$LAB_OS_VENV/.lab-extras-stamp"
-        os_log "installed extras/neutron (os_onboard_neutron) into the venv"
+        os_log "installed extras/{${LAB_OS_EXTRA_PKGS[*]}} into the venv"
     fi
     os_onboard_plugin_ensure
     # Cinder's RBD driver needs Ceph's Python bindings: Debian's modules (from

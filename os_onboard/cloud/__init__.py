@@ -1,0 +1,1 @@
+"""The OpenStack side: public APIs, and the Nova-side helper where no API exists."""
