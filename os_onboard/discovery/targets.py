@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from os_onboard.exceptions import ConfigError
+from os_onboard.yamlfile import read_yaml
 
 
 def load_hosts_file(path: str | Path) -> list[str]:
@@ -22,12 +21,7 @@ def load_hosts_file(path: str | Path) -> list[str]:
 
     :raises ConfigError: unreadable file, bad YAML, or entries without a URI.
     """
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read hosts file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"hosts file {path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "hosts file")
     entries = data.get("hosts") if isinstance(data, dict) else data
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"hosts file {path} must contain a non-empty list under 'hosts:'")

@@ -34,12 +34,12 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from os_onboard.exceptions import ConfigError
 from os_onboard.inventory.models import Nic, Vm
 from os_onboard.mapping.resolvers.base import BackendConfig
+from os_onboard.yamlfile import read_yaml
 
 
 class _Model(BaseModel):
@@ -133,12 +133,7 @@ def load_mapping(path: str | Path) -> Mapping:
     :raises ConfigError: unreadable, not YAML, or not a valid mapping; the
         message names the file and each offending field.
     """
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read mapping file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"mapping file {path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "mapping file")
     try:
         return Mapping.model_validate(data or {})
     except ValidationError as exc:
