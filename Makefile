@@ -24,7 +24,7 @@ $(BIN)/os-onboard: pyproject.toml
 venv: $(BIN)/os-onboard  ## create .venv with os-onboard and its test tools
 
 lint: venv  ## ruff over the package, tests and benchmarks
-	$(BIN)/ruff check os_onboard tests bench
+	$(BIN)/ruff check os_onboard tests bench extras
 
 unit: venv  ## unit tests (no lab needed)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)

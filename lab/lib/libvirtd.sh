@@ -224,11 +224,17 @@ kvm_perms_restore() {
 }
 
 daemons_up() {
-    local host=$1 uri=$2
+    local host=$1 uri=$2 hooks
     kvm_perms_fix
+    # libvirtd looks for hook scripts in <its /etc/libvirt>/hooks when it starts
+    # and on SIGHUP only. Debian ships A's directory; B (hosts/b/etc) gets the
+    # same one, and the log says when a qemu hook (e.g. os-onboard's) is there.
+    hooks=$(host_sys_dir "$host" etc)/hooks
+    mkdir -p "$hooks"
     daemon_start "$host" virtlogd
     daemon_start "$host" libvirtd
     libvirtd_wait "$host" "$uri"
+    [[ -x $hooks/qemu ]] && log "host ${host^^}: qemu hook $hooks/qemu present (libvirtd picks up a new one when it starts or on SIGHUP)"
     # Convenience: libvirt's own per-guest QEMU logs, next to the lab's logs.
     [[ -e $LAB_LOG_DIR/host-$host-qemu ]] || ln -sfn "$(host_sys_dir "$host" log)/qemu" "$LAB_LOG_DIR/host-$host-qemu"
 }

@@ -47,7 +47,7 @@ LAB_OS_SRC=$LAB_DIR/openstack
 # os-onboard's pieces that live inside OpenStack's own Python: the ML2 driver
 # (neutron) and the Nova-side helper (nova).
 LAB_OS_EXTRAS=${LAB_DIR%/lab}/extras
-LAB_OS_EXTRA_PKGS=(neutron nova)
+LAB_OS_EXTRA_PKGS=(neutron nova cinder)
 LAB_OS_CLOUDS_YAML=/etc/openstack/clouds.yaml
 LAB_OS_HOST=127.0.0.1
 LAB_OS_KEYSTONE_URL=http://$LAB_OS_HOST:5000
@@ -1023,12 +1023,18 @@ openstack_env() {
         [LAB_CINDER_MANAGE]="$LAB_OS_VENV/bin/cinder-manage --config-file $LAB_OS_ETC/cinder/cinder.conf"
         [LAB_CINDER_BACKEND]=$LAB_OS_CINDER_BACKEND
         [LAB_CINDER_BACKEND_HOST]=$LAB_OS_CINDER_HOST@$LAB_OS_CINDER_BACKEND#$LAB_OS_CINDER_BACKEND
+        # os-onboard's service-side helpers (extras/nova, extras/cinder) run with these.
+        [OS_ONBOARD_NOVA_PYTHON]=$LAB_OS_VENV/bin/python
+        [OS_ONBOARD_NOVA_CONFIG]=$LAB_OS_ETC/nova/nova.conf
+        [OS_ONBOARD_CINDER_PYTHON]=$LAB_OS_VENV/bin/python
+        [OS_ONBOARD_CINDER_CONFIG]=$LAB_OS_ETC/cinder/cinder.conf
     )
     for k in OS_CLOUD OS_CLIENT_CONFIG_FILE LAB_OPENSTACK_VENV LAB_OPENSTACK_BIN LAB_OPENSTACK_ETC \
         LAB_OPENSTACK_LOG_DIR LAB_OPENSTACK_KEYSTONE_URL LAB_OPENSTACK_CLOUD LAB_OPENSTACK_ADMIN_CLOUD \
         LAB_OPENSTACK_PHYSNET LAB_OPENSTACK_PROVIDER_NETWORK LAB_OPENSTACK_PROVIDER_SUBNET \
         LAB_NOVA_MANAGE LAB_NOVA_CONF LAB_NOVA_INSTANCES_PATH LAB_CINDER_MANAGE LAB_CINDER_BACKEND \
-        LAB_CINDER_BACKEND_HOST; do
+        LAB_CINDER_BACKEND_HOST OS_ONBOARD_NOVA_PYTHON OS_ONBOARD_NOVA_CONFIG OS_ONBOARD_CINDER_PYTHON \
+        OS_ONBOARD_CINDER_CONFIG; do
         printf '%s%s=%s\n' "$prefix" "$k" "$(shell_quote "${v[$k]}")"
     done
     # Per hypervisor host: the nova-compute host name, its config and state_path

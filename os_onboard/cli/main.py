@@ -38,6 +38,10 @@ class OnboardApp(App):
             help="SQLAlchemy URL of os-onboard's state store "
                  f"(env OS_ONBOARD_STATE_URL; default {default_url()})",
         )
+        parser.add_argument(
+            "--os-cloud", dest="cloud", default=None, metavar="NAME",
+            help="cloud in clouds.yaml for plan/apply/unmanage (env OS_CLOUD)",
+        )
         return parser
 
 

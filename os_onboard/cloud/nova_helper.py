@@ -1,10 +1,13 @@
-"""Run os-onboard's Nova-side helper (``extras/nova``) with Nova's own Python.
+"""Run os-onboard's service-side helpers with the service's own Python.
 
 Nova has no API for registering an existing hypervisor or instance; those few
-records are written through Nova's object layer by ``os_onboard_nova``, which
-must run where Nova's configuration and databases are. This module is the
-boundary: it runs the helper as a subprocess and turns its one JSON line (or
-its one error line) into a dict or a :class:`NovaHelperError`.
+records are written through Nova's object layer by ``os_onboard_nova``
+(``extras/nova``), which must run where Nova's configuration and databases
+are. Likewise one field Cinder's manage path forgets is filled in by
+``os_onboard_cinder`` (``extras/cinder``). This module is the boundary: it
+runs a helper as a subprocess (optionally with a JSON document on stdin) and
+turns its one JSON line (or its one error line) into data or a
+:class:`NovaHelperError`.
 """
 
 from __future__ import annotations
@@ -13,15 +16,28 @@ import json
 import os
 import subprocess
 from collections.abc import Sequence
+from typing import Any
 
 from os_onboard.exceptions import NovaHelperError
 
 PYTHON_ENV = "OS_ONBOARD_NOVA_PYTHON"
 CONFIG_ENV = "OS_ONBOARD_NOVA_CONFIG"
+CINDER_PYTHON_ENV = "OS_ONBOARD_CINDER_PYTHON"
+CINDER_CONFIG_ENV = "OS_ONBOARD_CINDER_CONFIG"
+
+
+def run_cinder_helper(command: str, stdin: Any, python: str | None = None,
+                      config_files: Sequence[str] = (), timeout: float = 120) -> Any:
+    """Run ``python -m os_onboard_cinder.<command>`` (env OS_ONBOARD_CINDER_*)."""
+    return run_helper(command, [], python or os.environ.get(CINDER_PYTHON_ENV),
+                      config_files or [c for c in os.environ.get(CINDER_CONFIG_ENV, "")
+                                       .split(":") if c],
+                      timeout=timeout, stdin=stdin, package="os_onboard_cinder")
 
 
 def run_helper(command: str, args: Sequence[str], python: str | None = None,
-               config_files: Sequence[str] = (), timeout: float = 120) -> dict:
+               config_files: Sequence[str] = (), timeout: float = 120, stdin: Any = None,
+               package: str = "os_onboard_nova") -> Any:
     """Run ``python -m os_onboard_nova.<command> --config-file … ARGS``.
 
     :param python: Nova's interpreter (default ``$OS_ONBOARD_NOVA_PYTHON``).
@@ -29,28 +45,33 @@ def run_helper(command: str, args: Sequence[str], python: str | None = None,
         colon-separated).
     :raises NovaHelperError: not configured, not installed, or the helper failed.
     """
-    python = python or os.environ.get(PYTHON_ENV)
-    configs = list(config_files) or [c for c in os.environ.get(CONFIG_ENV, "").split(":") if c]
+    nova = package == "os_onboard_nova"
+    python = python or (os.environ.get(PYTHON_ENV) if nova else None)
+    configs = list(config_files) or ([c for c in os.environ.get(CONFIG_ENV, "").split(":")
+                                      if c] if nova else [])
     if not python or not configs:
-        raise NovaHelperError(
-            f"the Nova-side helper needs Nova's Python and configuration: pass --nova-python "
-            f"and --nova-config (or set {PYTHON_ENV} and {CONFIG_ENV})")
-    cmd = [python, "-m", f"os_onboard_nova.{command}"]
+        what = ("Nova's Python and configuration: pass --nova-python and --nova-config (or "
+                f"set {PYTHON_ENV} and {CONFIG_ENV})") if nova else (
+                "Cinder's Python and configuration: set "
+                f"{CINDER_PYTHON_ENV} and {CINDER_CONFIG_ENV}")
+        raise NovaHelperError(f"the {package} helper needs {what}")
+    cmd = [python, "-m", f"{package}.{command}"]
     for path in configs:
         cmd += ["--config-file", path]
     try:
         proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout,
-                              check=False)
+                              check=False,
+                              input=None if stdin is None else json.dumps(stdin))
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise NovaHelperError(f"cannot run {python}: {exc}") from exc
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         reason = lines[-1] if lines else f"exit status {proc.returncode}"
-        if "No module named os_onboard_nova" in proc.stderr:
-            reason = ("os_onboard_nova is not installed in Nova's environment "
-                      "(pip install extras/nova there)")
-        raise NovaHelperError(f"Nova-side helper {command} failed: {reason}")
+        if f"No module named {package}" in proc.stderr:
+            reason = (f"{package} is not installed in the service's environment "
+                      f"(pip install extras/{package.removeprefix('os_onboard_')} there)")
+        raise NovaHelperError(f"{package}.{command} failed: {reason}")
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError) as exc:
-        raise NovaHelperError(f"Nova-side helper {command} printed no result") from exc
+        raise NovaHelperError(f"{package}.{command} printed no result") from exc

@@ -21,6 +21,7 @@ The operator writes one YAML file::
         driver: rbd
         options: {rbd_pool: legacy}
     flavors: {policy: reuse-or-create, prefix: adopted}
+    local_disks: block               # or keep: data disks on local files stay outside Nova
 
 Patterns are shell-style (``fnmatch``). Networks created on request get DHCP
 off: the legacy segment already has its DHCP server, and a second one would
@@ -109,6 +110,11 @@ class Mapping(_Model):
     networks: list[NetworkRule] = Field(default_factory=list)
     backends: list[BackendConfig] = Field(default_factory=list)
     flavors: FlavorPolicy = Field(default_factory=FlavorPolicy)
+    local_disks: Literal["block", "keep"] = Field(
+        default="block",
+        description="non-root local file disks, which Cinder cannot manage here: block the "
+                    "VM (default) or keep them outside Nova's records (a Nova rebuild then "
+                    "drops them from the domain; the plan says so per disk)")
 
     @field_validator("backends")
     @classmethod

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, Text, create_engine, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,11 +30,11 @@ def default_url() -> str:
     return f"sqlite:///{base / 'os-onboard' / 'state.db'}"
 
 
-class _Base(DeclarativeBase):
-    pass
+class Base(DeclarativeBase):
+    """Declarative base of every state-store table (snapshots, plans, journal)."""
 
 
-class _Snapshot(_Base):
+class _Snapshot(Base):
     __tablename__ = "inventory_snapshots"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -64,9 +65,15 @@ class StateStore:
                 Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True,
                                                                        exist_ok=True)
             self._engine = create_engine(self.url)
-            _Base.metadata.create_all(self._engine)
+            from os_onboard.state import journal  # noqa: F401  (registers its tables)
+
+            Base.metadata.create_all(self._engine)
         except (SQLAlchemyError, OSError) as exc:
             raise StateStoreError(f"cannot open state store {self.url}: {exc}") from exc
+
+    @property
+    def engine(self) -> Any:
+        return self._engine
 
     def save_snapshot(self, inventory: Inventory) -> int:
         row = _Snapshot(

@@ -3,19 +3,24 @@
 Everything libvirt-specific that the rest of the driver needs (opening a
 read-only connection, constants, error classification) is re-exported here,
 so that the dependency has one seam and tests can see exactly what is used.
-Connections are *always* opened with ``openReadOnly``: libvirtd then refuses
-every mutating call with VIR_ERR_OPERATION_DENIED, whatever our code does.
+Connections are opened with ``openReadOnly``: libvirtd then refuses every
+mutating call with VIR_ERR_OPERATION_DENIED, whatever our code does. The one
+exception is :func:`redefine_persistent_config`, os-onboard's only libvirt
+write (used by ``os_onboard.hostside`` after Cinder renamed a disk's image),
+which opens its own read-write connection for that single call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import libvirt
 
 from os_onboard.exceptions import (
+    ConfigError,
     DiscoveryError,
     HostUnreachable,
     ObjectVanished,
@@ -71,6 +76,42 @@ def open_read_only(uri: str) -> Any:
     if conn is None:  # old bindings returned None instead of raising
         raise HostUnreachable(f"cannot connect to {uri}")
     return conn
+
+
+def redefine_persistent_config(uri: str, uuid: str, transform: Callable[[str], str]) -> bool:
+    """Replace the *persistent* definition of domain ``uuid`` by ``transform(its XML)``.
+
+    os-onboard's only libvirt write. It reads the inactive (next-boot) XML
+    with secrets (VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE, so an RBD
+    disk's ``<auth>`` survives) and, if ``transform`` changed it, defines it
+    again (virDomainDefineXML). For a running domain libvirt stores that as
+    the definition for the next start only: the live definition, the QEMU
+    process and the guest are not touched. A transient domain has no
+    persistent definition and is refused (defining one would make it
+    persistent, which is not ours to decide). Returns True when it redefined.
+
+    The read-write connection is opened for this call only and closed again.
+    """
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise HostUnreachable(f"cannot connect to {uri}: {exc.get_error_message()}") from exc
+    try:
+        dom = conn.lookupByUUIDString(uuid)
+        if not dom.isPersistent():
+            raise ConfigError(f"{uri}: domain {dom.name()} ({uuid}) is transient: "
+                              "it has no persistent definition to update")
+        old = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        new = transform(old)
+        if new == old:
+            return False
+        conn.defineXML(new)
+        return True
+    except libvirt.libvirtError as exc:
+        raise translate(exc, f"{uri}: redefine domain {uuid}") from exc
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.close()
 
 
 def is_unsupported(exc: Exception) -> bool:

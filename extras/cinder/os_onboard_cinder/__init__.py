@@ -1,0 +1,1 @@
+"""os-onboard helpers that run with Cinder's Python and configuration."""

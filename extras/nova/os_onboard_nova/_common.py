@@ -1,0 +1,61 @@
+"""What every helper command shares: Nova's configuration, the admin context, cells.
+
+Nova's imports are deferred so that ``--help`` works anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    p.add_argument("--config-file", action="append", required=True,
+                   help="nova.conf with the API and cell database connections")
+    return p
+
+
+def boot(config_files: list[str]) -> tuple[Any, Any, Any]:
+    """Load Nova's config and objects; return (CONF, context module, objects module)."""
+    from nova import config, context, objects
+
+    config.parse_args(["os_onboard_nova"] + [a for f in config_files
+                                              for a in ("--config-file", f)])
+    objects.register_all()
+    return config.CONF, context, objects
+
+
+def cell_for_host(ctxt: Any, objects: Any, host: str) -> Any:
+    """The cell of a compute host (its host mapping), else the only real cell."""
+    from nova import exception
+
+    try:
+        return objects.HostMapping.get_by_host(ctxt, host).cell_mapping
+    except exception.HostMappingNotFound:
+        cells = [c for c in objects.CellMappingList.get_all(ctxt) if not c.is_cell0()]
+        if len(cells) != 1:
+            raise RuntimeError(f"host {host} is not mapped to a cell; run "
+                               "'nova-manage cell_v2 discover_hosts'") from None
+        return cells[0]
+
+
+def run_batch(handler: Callable[[dict], dict], args: argparse.Namespace) -> int:
+    """Read a JSON list of items on stdin, handle each, print one JSON list.
+
+    One item's failure does not stop the others: its result is
+    ``{"uuid": …, "error": "…"}`` and the exit status stays 0, so the caller
+    journals every VM's outcome.
+    """
+    items = json.load(sys.stdin)
+    results = []
+    for item in items:
+        try:
+            results.append(handler(item))
+        except Exception as exc:  # the caller journals it per VM
+            results.append({"uuid": item.get("uuid"), "error": f"{type(exc).__name__}: {exc}"})
+    print(json.dumps(results))
+    return 0

@@ -1,0 +1,117 @@
+"""``unmanage``: release VMs from OpenStack, VMs untouched. Also the rollback.
+
+It works from what OpenStack holds (found by the VM's UUID and os-onboard's
+markers), not from a journal, so it also cleans up after an apply that died
+half-way. Only records carrying os-onboard's marker are removed. The order
+is chosen so that Nova never acts on the guest:
+
+1. Placement allocation deleted.
+2. Nova records purged by the Nova-side helper (hard delete, one
+   transaction). A soft-deleted instance whose domain runs is what Nova's
+   ``running_deleted_instance_action=reap`` powers off.
+3. Only then the ports: with the instance still in Nova, deleting a port
+   sends ``network-vif-deleted`` and Nova hot-unplugs the NIC from the guest.
+4. Volumes: marked detached in Cinder's database (``os-reset_status``), then
+   unmanaged. Never an attachment delete: it calls the driver's
+   terminate_connection, which on iSCSI/FC tears down the export the running
+   guest still reads.
+5. The instance directory link, unless the domain now uses that directory
+   (after a Nova rebuild its disk path *is* the link).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from os_onboard.apply.steps import DISK_KEY, PORT_DESCRIPTION
+from os_onboard.cloud.nova_helper import run_helper
+from os_onboard.cloud.openstack import OpenStackCloud
+from os_onboard.exceptions import CloudError, OnboardError
+from os_onboard.inventory.models import Vm
+from os_onboard.plan.model import MARKER_KEY
+
+
+@dataclass
+class Release:
+    uuid: str
+    name: str = ""
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def unmanage(cloud: OpenStackCloud, uuid: str, *, host: str | None,
+             instances_path: str | None, nova_python: str | None = None,
+             nova_config: list[str] | None = None, live_vm: Vm | None = None) -> Release:
+    """Remove os-onboard's records of one VM. Idempotent; raises nothing per record.
+
+    :param host: the nova-compute host (when the server is already gone from
+        Nova's API, the helper still needs a cell to look in).
+    :param live_vm: the VM as discovered now, to tell whether the domain uses
+        the instance directory.
+    """
+    out = Release(uuid)
+    server = cloud.server(uuid)
+    if server is not None:
+        out.name = server["name"]
+        if MARKER_KEY not in server["metadata"]:
+            out.error = ("server was not adopted by os-onboard (no marker); use Nova's own "
+                         "tools - and mind that deleting it stops the guest")
+            return out
+        host = server["host"] or host
+    try:
+        cloud.delete_allocations(uuid)
+        out.removed.append("placement allocation")
+        [result] = run_helper("release", [], nova_python, nova_config or [],
+                              stdin=[{"uuid": uuid, "host": host or ""}])
+        if "error" in result:
+            raise CloudError(f"Nova-side helper: {result['error']}")
+        if result.get("purged"):
+            out.removed.append("Nova instance (purged), mapping, request spec")
+        for port in cloud.ports(device_id=uuid):
+            if port["description"].startswith(PORT_DESCRIPTION.split("{")[0]):
+                cloud.delete_port(port["id"])
+                out.removed.append(f"port {port['id']} ({port['mac']})")
+            else:
+                out.kept.append(f"port {port['id']} (not os-onboard's)")
+        for volume in cloud.volumes():  # metadata filters match whole values only
+            if not (volume.get("metadata") or {}).get(DISK_KEY, "").startswith(f"{uuid}/"):
+                continue
+            if volume["status"] != "available":
+                cloud.reset_volume_detached(volume["id"])
+            cloud.unmanage_volume(volume["id"])
+            out.removed.append(f"volume {volume['id']} (unmanaged; the backend keeps "
+                               f"{volume['name']!r} under Cinder's name)")
+        out.removed.extend(_instance_dir(instances_path, uuid, live_vm, out))
+    except OnboardError as exc:
+        out.error = str(exc)
+    return out
+
+
+def _instance_dir(instances_path: str | None, uuid: str, live_vm: Vm | None,
+                  out: Release) -> list[str]:
+    if not instances_path:
+        return []
+    directory = os.path.join(instances_path, uuid)
+    if not os.path.isdir(directory):
+        return []
+    used = (live_vm is not None and any(
+        (d.source or "").startswith(directory + os.sep) for d in live_vm.disks)) or (
+        live_vm is not None and any((p or "").startswith(directory + os.sep)
+                                    for p in (live_vm.boot.kernel, live_vm.boot.initrd)))
+    if used:
+        out.kept.append(f"{directory} (the domain now runs from it: Nova rebuilt it)")
+        return []
+    removed = []
+    for name in ("disk", "disk.info"):
+        path = os.path.join(directory, name)
+        if os.path.islink(path) or (name == "disk.info" and os.path.exists(path)):
+            os.unlink(path)
+            removed.append(path)
+    try:
+        os.rmdir(directory)
+        removed.append(directory)
+    except OSError:
+        out.kept.append(f"{directory} (not empty)")
+    return removed

@@ -1,0 +1,327 @@
+"""``apply``: execute a saved plan as journaled, resumable steps.
+
+Order: shared records (flavors, images, networks) one by one; then per VM
+ports, volumes and the instance directory (VMs in parallel, bounded); then
+the Nova records of all ready VMs in one helper run (Nova's imports cost
+seconds, paid once); then Placement; then Nova's network cache, again in
+one helper run. A VM whose step fails stops there (its later steps are not
+attempted) and the others go on; a rerun resumes every VM from its journal.
+
+Safety checks before any write:
+
+* a plan not yet started is refused when OpenStack moved under it (the
+  fingerprint of the state it was made from changed);
+* every VM is read again from its hypervisor (read-only): one that moved to
+  another host or changed power state since the plan is skipped - recording
+  a stale power state is how Nova's power sync ends up stopping a live guest.
+
+One apply at a time per state store (an exclusive file lock).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from os_onboard.apply import steps as ex
+from os_onboard.cloud.nova_helper import run_helper
+from os_onboard.discovery.runner import discover_hosts
+from os_onboard.exceptions import ConfigError, OnboardError, StateStoreError
+from os_onboard.plan.cloudview import CloudView
+from os_onboard.plan.model import Op, Plan, SharedKind, SharedStep, StepKind, VmPlan
+from os_onboard.state.journal import Journal
+
+SHARED = ""  # the journal's vm_uuid of shared steps
+
+
+class StalePlanError(ConfigError):
+    """The plan no longer matches OpenStack; make a new one."""
+
+
+@dataclass
+class VmOutcome:
+    uuid: str
+    name: str
+    status: str = "pending"  # adopted | already | failed | skipped | blocked
+    detail: str = ""
+    steps_done: int = 0
+
+
+@dataclass
+class ApplyOptions:
+    parallel: int = 4
+    instances_path: str | None = None
+    nova_python: str | None = None
+    nova_config: list[str] = field(default_factory=list)
+    check_fingerprint: bool = True
+
+
+Progress = Callable[[int, int, str], None]
+
+
+@contextmanager
+def apply_lock(state_url: str) -> Iterator[None]:
+    """An exclusive lock beside the state store; the kernel drops it on kill -9."""
+    if state_url.startswith("sqlite:///") and state_url != "sqlite:///:memory:":
+        path = Path(state_url.removeprefix("sqlite:///") + ".apply.lock")
+    else:
+        path = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) \
+            / "os-onboard" / "apply.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            raise StateStoreError(f"another apply or unmanage is running ({path}: "
+                                  f"{fh.read().strip() or 'pid unknown'})") from None
+        fh.truncate(0)
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Applier:
+    def __init__(self, plan_id: int, plan: Plan, journal: Journal, env: ex.ApplyEnv,
+                 options: ApplyOptions, progress: Progress | None = None) -> None:
+        self.plan_id, self.plan, self.journal, self.env = plan_id, plan, journal, env
+        self.options = options
+        self.progress = progress or (lambda done, total, note: None)
+        self.when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.outcomes: dict[str, VmOutcome] = {}
+        self._done = 0
+        self._total = len(plan.shared) + sum(len(v.steps) for v in plan.vms)
+
+    # -- entry point ---------------------------------------------------------------
+    def run(self) -> list[VmOutcome]:
+        first_run = not self.journal.started(self.plan_id)
+        view = CloudView(hypervisors=self.env.cloud.hypervisors())
+        self.env.hypervisors = {h["node"]: h for h in view.hypervisors}
+        self.env.default_user_id = self.env.cloud.current_ids()[1]
+        if first_run and self.options.check_fingerprint:
+            current = CloudView.read(self.env.cloud, set(), set()).fingerprint()
+            if current != self.plan.cloud_fingerprint:
+                raise StalePlanError(
+                    f"plan {self.plan_id} is stale: OpenStack changed since it was made "
+                    f"(state {self.plan.cloud_fingerprint} -> {current}); run "
+                    "'os-onboard plan' again")
+        journal = self.journal.steps(self.plan_id)
+        for vm in self.plan.vms:
+            outcome = VmOutcome(vm.uuid, vm.name)
+            if vm.op is Op.BLOCKED:
+                outcome.status, outcome.detail = "blocked", "; ".join(vm.blocked)
+            elif vm.op is Op.EXISTS:
+                outcome.status, outcome.detail = "already", "already adopted"
+            self.outcomes[vm.uuid] = outcome
+        todo = [v for v in self.plan.vms if v.op is Op.CREATE
+                and not all(journal.get((v.uuid, s.key), None) is not None
+                            and journal[(v.uuid, s.key)].status == "done" for s in v.steps)]
+        for vm in self.plan.vms:
+            if vm.op is Op.CREATE and vm not in todo:
+                self.outcomes[vm.uuid].status = "adopted"
+                self.outcomes[vm.uuid].detail = "done in an earlier run"
+                self._done += len(vm.steps)
+        if not todo:
+            return list(self.outcomes.values())
+        if not self.env.libvirt_config_dirs and any(
+                s.kind is StepKind.DOMAIN_DEFINITION for v in todo for s in v.steps):
+            raise ConfigError("Cinder will rename volumes of VMs in this plan: give every "
+                              "host's libvirt config dir (--libvirt-config-dir, env "
+                              "OS_ONBOARD_LIBVIRT_CONFIG_DIRS) for the rename map")
+        self._recheck_hypervisors(todo)
+        todo = [v for v in todo if self.outcomes[v.uuid].status == "pending"]
+        self._run_shared()
+        self._parallel(todo, self._local_steps)
+        self._batch(todo, StepKind.SERVER, "adopt", self._server_items)
+        self._parallel(todo, self._allocation)
+        self._batch(todo, StepKind.NETWORK_CACHE, "network_cache",
+                    lambda vms: [{"uuid": v.uuid, "host": v.host} for v in vms])
+        for vm in todo:
+            outcome = self.outcomes[vm.uuid]
+            if outcome.status == "pending":
+                outcome.status = "adopted"
+        return list(self.outcomes.values())
+
+    # -- checks --------------------------------------------------------------------
+    def _recheck_hypervisors(self, vms: list[VmPlan]) -> None:
+        inventory = discover_hosts(sorted({v.host_uri for v in vms}))
+        live = {vm.uuid: (host.host.uri, vm.power_state)
+                for host in inventory.hosts for vm in host.vms}
+        for vm in vms:
+            done_server = self._step_state(vm, "server") == "done"
+            where = live.get(vm.uuid)
+            if where is None:
+                reason = f"not found on {vm.host_uri} any more"
+            elif where[0] != vm.host_uri:
+                reason = f"moved to {where[0]}"
+            elif where[1] != vm.power_state and not done_server:
+                reason = f"power state is {where[1]} now, {vm.power_state} in the plan"
+            else:
+                continue
+            self.outcomes[vm.uuid].status = "skipped"
+            self.outcomes[vm.uuid].detail = (f"VM changed since the plan ({reason}); run "
+                                             "'os-onboard discover' and 'plan' again")
+
+    def _step_state(self, vm: VmPlan | None, key: str) -> str | None:
+        state = self.journal.steps(self.plan_id).get((vm.uuid if vm else SHARED, key))
+        return state.status if state else None
+
+    # -- shared records ----------------------------------------------------------
+    def _run_shared(self) -> None:
+        recorded = self.journal.steps(self.plan_id)
+        for step in self.plan.shared:
+            state = recorded.get((SHARED, step.key))
+            if state and state.status == "done":
+                self.env.shared[step.key] = state.result
+            else:
+                self.journal.record(self.plan_id, SHARED, step.key, "started")
+                try:
+                    result = self._shared(step)
+                except OnboardError as exc:
+                    self.journal.record(self.plan_id, SHARED, step.key, "failed",
+                                        error=str(exc))
+                    raise
+                self.journal.record(self.plan_id, SHARED, step.key, "done", result)
+                self.env.shared[step.key] = result
+            self._tick(step.key)
+
+    def _shared(self, step: SharedStep) -> dict:
+        p, cloud = step.params, self.env.cloud
+        if step.kind is SharedKind.FLAVOR:
+            if step.op is Op.EXISTS:
+                found = [f for f in cloud.flavors() if f["id"] == p["id"]]
+                if not found:
+                    raise StalePlanError(f"flavor {p['name']} is gone; plan again")
+                return found[0]
+            projects = p["projects"] or [None]
+            for project in projects:
+                made = cloud.create_flavor(p["name"], p["vcpus"], p["ram"], p["disk"], project,
+                                           "os-onboard: shape of adopted VMs")
+            return {**made, "vcpus": p["vcpus"], "ram": p["ram"], "disk": p["disk"]}
+        if step.kind is SharedKind.IMAGE:
+            found = cloud.image_by_name(p["name"])
+            if found and found["status"] == "active":
+                return found
+            if p["file"] is None:
+                return cloud.create_image_record(p["name"], {"os_onboard_placeholder": "true"})
+            return cloud.upload_image(p["name"], p["file"], p["disk_format"], {})
+        if step.kind is SharedKind.NETWORK:
+            net = next((n for n in cloud.networks() if n["name"] == p["name"]), None)
+            if net is None:
+                net = cloud.create_network(p["name"], p["physical_network"],
+                                           p["network_type"], p.get("segment"), None)
+            if not any(s["name"] == p["subnet"] for s in cloud.subnets()):
+                cloud.create_subnet(p["subnet"], net["id"], p["cidr"], p.get("gateway"))
+            return {"id": net["id"], "name": p["name"]}
+        raise ConfigError(f"unknown shared step {step.kind}")
+
+    # -- per-VM steps --------------------------------------------------------------
+    def _parallel(self, vms: list[VmPlan], fn: Callable[[VmPlan], None]) -> None:
+        ready = [v for v in vms if self.outcomes[v.uuid].status == "pending"]
+        with ThreadPoolExecutor(max_workers=max(1, self.options.parallel)) as pool:
+            list(pool.map(fn, ready))
+
+    def _results(self, vm: VmPlan) -> dict[str, dict]:
+        return {key: state.result for (uuid, key), state
+                in self.journal.steps(self.plan_id).items() if uuid == vm.uuid}
+
+    def _execute(self, vm: VmPlan, key: str, fn: Callable[[], dict]) -> bool:
+        """Run one step unless done; journal it; False when it failed."""
+        if self._step_state(vm, key) == "done":
+            self._tick(f"{vm.name} {key}")
+            return True
+        self.journal.record(self.plan_id, vm.uuid, key, "started")
+        try:
+            result = fn()
+        except OnboardError as exc:
+            self._fail(vm, key, str(exc))
+            return False
+        self.journal.record(self.plan_id, vm.uuid, key, "done", result)
+        self.outcomes[vm.uuid].steps_done += 1
+        self._tick(f"{vm.name} {key}")
+        return True
+
+    def _fail(self, vm: VmPlan, key: str, error: str) -> None:
+        self.journal.record(self.plan_id, vm.uuid, key, "failed", error=error)
+        outcome = self.outcomes[vm.uuid]
+        outcome.status = "failed"
+        outcome.detail = (f"{key}: {error} (rerun 'os-onboard apply' to resume, or "
+                          f"'os-onboard unmanage {vm.name}' to undo)")
+
+    def _local_steps(self, vm: VmPlan) -> None:
+        for step in vm.steps:
+            if step.kind is StepKind.PORT:
+                ok = self._execute(vm, step.key, lambda s=step: ex.ensure_port(self.env, vm, s))
+            elif step.kind is StepKind.VOLUME:
+                ok = self._execute(vm, step.key,
+                                   lambda s=step: ex.ensure_volume(self.env, vm, s, self.when))
+            elif step.kind is StepKind.DOMAIN_DEFINITION:
+                ok = self._execute(vm, step.key, lambda: ex.ensure_domain_definition(
+                    self.env, vm, self._results(vm)))
+            elif step.kind is StepKind.INSTANCE_DIR:
+                ok = self._execute(vm, step.key,
+                                   lambda s=step: ex.ensure_instance_dir(self.env, vm, s))
+            else:
+                continue
+            if not ok:
+                return
+
+    def _server_items(self, vms: list[VmPlan]) -> list[dict]:
+        items = []
+        for vm in vms:
+            step = next(s for s in vm.steps if s.kind is StepKind.SERVER)
+            items.append(ex.server_item(self.env, vm, step, self._results(vm), self.when))
+        return items
+
+    def _batch(self, vms: list[VmPlan], kind: StepKind, command: str,
+               make_items: Callable[[list[VmPlan]], list[dict]]) -> None:
+        ready = []
+        for vm in vms:
+            if self.outcomes[vm.uuid].status != "pending":
+                continue
+            if self._step_state(vm, kind.value) == "done":
+                self._tick(f"{vm.name} {kind.value}")
+            else:
+                ready.append(vm)
+        if not ready:
+            return
+        for vm in ready:
+            self.journal.record(self.plan_id, vm.uuid, kind.value, "started")
+        try:
+            results = run_helper(command, [], self.options.nova_python,
+                                 self.options.nova_config, timeout=60 + 5 * len(ready),
+                                 stdin=make_items(ready))
+        except OnboardError as exc:
+            for vm in ready:
+                self._fail(vm, kind.value, str(exc))
+            return
+        by_uuid = {r.get("uuid"): r for r in results}
+        for vm in ready:
+            result = by_uuid.get(vm.uuid, {"error": "the helper returned nothing for it"})
+            if "error" in result:
+                self._fail(vm, kind.value, f"Nova-side helper: {result['error']}")
+            else:
+                self.journal.record(self.plan_id, vm.uuid, kind.value, "done", result)
+                self.outcomes[vm.uuid].steps_done += 1
+                self._tick(f"{vm.name} {kind.value}")
+
+    def _allocation(self, vm: VmPlan) -> None:
+        step = next(s for s in vm.steps if s.kind is StepKind.ALLOCATION)
+        server = next(s for s in vm.steps if s.kind is StepKind.SERVER)
+        flavor = self.env.shared[server.params["flavor"]]
+        user = step.params["user_id"] or self.env.default_user_id
+        self._execute(vm, step.key, lambda: ex.ensure_allocation(
+            self.env, vm, flavor, step.params["project_id"], user))
+
+    def _tick(self, note: str) -> None:
+        self._done += 1
+        self.progress(self._done, self._total, note)

@@ -1,0 +1,254 @@
+"""The executors of a VM's steps: each one *ensures* its record.
+
+Every executor first looks for the record it would create (by the VM's UUID,
+MAC or os-onboard's marker) and adopts what it finds, so a rerun after a
+crash between "write" and "journal" creates no duplicate. Each returns the
+ids it made or found, which the journal keeps for later steps and for
+unmanage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from os_onboard.cloud.nova_helper import run_cinder_helper
+from os_onboard.cloud.openstack import OpenStackCloud
+from os_onboard.exceptions import CloudError, ConfigError, NovaHelperError
+from os_onboard.plan.model import MARKER_KEY, Step, VmPlan
+
+#: Volume metadata key naming the disk a volume was adopted from.
+DISK_KEY = "os-onboard:disk"
+PORT_DESCRIPTION = "os-onboard: adopted NIC of {name}"
+
+
+@dataclass
+class ApplyEnv:
+    """What executors need beyond the plan: the cloud and where things are."""
+
+    cloud: OpenStackCloud
+    instances_path: str | None = None
+    libvirt_config_dirs: list[str] = field(default_factory=list)  # every host's, for the map
+    availability_zone: str = "nova"
+    hypervisors: dict[str, dict] = field(default_factory=dict)  # node -> hypervisor
+    shared: dict[str, dict] = field(default_factory=dict)        # shared key -> result
+    default_user_id: str = ""  # owner rules without a user: the applying user
+
+
+def marker(vm: VmPlan, when: str) -> str:
+    return f"host={vm.host_uri} node={vm.node} at={when}"
+
+
+def ensure_port(env: ApplyEnv, vm: VmPlan, step: Step) -> dict:
+    p = step.params
+    network = env.shared.get(f"network:{p['network']}", {}).get("id")
+    if network is None:
+        found = [n for n in env.cloud.networks() if p["network"] in (n["id"], n["name"])]
+        if not found:
+            raise ConfigError(f"Neutron network {p['network']!r} not found")
+        network = found[0]["id"]
+    ports = env.cloud.ports(mac_address=p["mac"], network_id=network)
+    mine = [q for q in ports if q["device_id"] == vm.uuid]
+    if ports and not mine:
+        raise CloudError(f"MAC {p['mac']} is now used by port {ports[0]['id']} "
+                         f"(device {ports[0]['device_id'] or 'none'}); run 'os-onboard plan' "
+                         "again")
+    if mine:
+        port = mine[0]
+        if port["host"] != vm.host:
+            port = env.cloud.update_port(port["id"], binding_host_id=vm.host)
+    else:
+        subnets = {s["name"]: s["id"] for s in env.cloud.subnets()
+                   if s["network_id"] == network}
+        fixed_ips = [{"subnet_id": subnets.get(f["subnet"], f["subnet"]),
+                      "ip_address": f["ip_address"]} for f in p["fixed_ips"]]
+        port = env.cloud.create_port(
+            network_id=network, mac_address=p["mac"], fixed_ips=fixed_ips,
+            device_id=vm.uuid, device_owner=f"compute:{env.availability_zone}",
+            binding_host_id=vm.host, project_id=vm_project(vm),
+            name=f"{vm.name}-{p['mac'].replace(':', '')[-6:]}",
+            description=PORT_DESCRIPTION.format(name=vm.name))
+    if port["vif_type"] in ("binding_failed", "unbound", None):
+        # nova-compute would die plugging it on its next restart (os-vif):
+        # refuse before Nova ever sees the instance.
+        raise CloudError(f"port {port['id']} ({p['mac']}) is {port['vif_type']} on host "
+                         f"{vm.host}: no mechanism driver binds it there (configure "
+                         f"onboard_bridge for bridge {p['bridge']})")
+    return {"port_id": port["id"], "mac": p["mac"], "vif_type": port["vif_type"],
+            "ips": [f["ip_address"] for f in port["fixed_ips"]]}
+
+
+def _connector(env: ApplyEnv, vm: VmPlan, target: str) -> dict:
+    hyp = env.hypervisors.get(vm.node or "", {})
+    # What os-brick's get_connector_properties reports for a host without
+    # iSCSI/FC initiators; Nova sends the same for RBD attachments.
+    return {"host": vm.host, "ip": hyp.get("host_ip") or "127.0.0.1", "platform": "x86_64",
+            "mountpoint": f"/dev/{target}",
+            "os_type": "linux", "multipath": False, "enforce_multipath": False,
+            "do_local_attach": False}
+
+
+def ensure_volume(env: ApplyEnv, vm: VmPlan, step: Step, when: str) -> dict:
+    p = step.params
+    disk_id = f"{vm.uuid}/{p['target']}"
+    found = [v for v in env.cloud.volumes(metadata=json.dumps({DISK_KEY: disk_id}))
+             if (v.get("metadata") or {}).get(DISK_KEY) == disk_id]
+    if found:
+        volume = found[0]
+    else:
+        volume = env.cloud.manage_volume(
+            p["cinder_host"], p["ref"], name=f"{vm.name}-{p['target']}",
+            metadata={MARKER_KEY: marker(vm, when), DISK_KEY: disk_id,
+                      "os-onboard:source": p["source"] or ""},
+            bootable=bool(p["boot"]))
+    volume = env.cloud.wait_volume(volume["id"], ("available", "in-use", "attaching",
+                                                  "reserved"))
+    project_id = vm_project(vm)
+    if not volume.get("service_uuid") or (project_id and volume.get(
+            "os-vol-tenant-attr:tenant_id") != project_id):
+        _finish_volume(volume["id"], project_id, vm_user(env, vm))
+    attachments = [a for a in env.cloud.attachments(volume["id"])
+                   if a.get("instance") == vm.uuid or a.get("instance_uuid") == vm.uuid]
+    if attachments:
+        attachment = attachments[0]
+    else:
+        attachment = env.cloud.create_attachment(volume["id"], vm.uuid,
+                                                 _connector(env, vm, p["target"]))
+    if attachment.get("status") != "attached":
+        env.cloud.complete_attachment(attachment["id"])
+    info = attachment.get("connection_info") or {}
+    info = {**info, "serial": volume["id"]}  # Nova keeps the volume id as the BDM serial
+    return {"volume_id": volume["id"], "attachment_id": attachment["id"],
+            "connection_info": info, "size_gib": volume["size"],
+            "renamed_from": p["source"], "renamed_to": _backend_name(info)}
+
+
+def _backend_name(info: dict) -> str | None:
+    data = info.get("data") or {}
+    return data.get("name") or data.get("device_path")
+
+
+def _finish_volume(volume_id: str, project_id: str | None, user_id: str) -> None:
+    """service_uuid (manage leaves it NULL) and ownership (see extras/cinder)."""
+    item = {"id": volume_id, "project_id": project_id, "user_id": user_id}
+    try:
+        [result] = run_cinder_helper("adopt_volume", [item])
+    except NovaHelperError as exc:
+        raise CloudError(f"volume {volume_id}: {exc}") from exc
+    if "error" in result:
+        raise CloudError(f"volume {volume_id}: Cinder-side helper: {result['error']}")
+
+
+def vm_project(vm: VmPlan) -> str | None:
+    server = next((s for s in vm.steps if s.kind.value == "server"), None)
+    return server.params["project_id"] if server else None
+
+
+def vm_user(env: ApplyEnv, vm: VmPlan) -> str:
+    server = next((s for s in vm.steps if s.kind.value == "server"), None)
+    return (server.params["user_id"] if server else None) or env.default_user_id
+
+
+def ensure_domain_definition(env: ApplyEnv, vm: VmPlan, results: dict[str, dict]) -> dict:
+    """Close the rename trap (see os_onboard.hostside): map first, then the definition."""
+    from os_onboard.hostside.persistent import apply_renames
+
+    renames = {r["renamed_from"]: r["renamed_to"] for key, r in results.items()
+               if key.startswith("volume:") and r.get("renamed_to")
+               and r.get("renamed_from") and r["renamed_from"] != r["renamed_to"]}
+    if not renames:
+        return {"renames": {}, "redefined": False}
+    if not env.libvirt_config_dirs:
+        raise ConfigError("Cinder renamed this VM's volumes: give every host's libvirt "
+                          "config dir (--libvirt-config-dir) so the rename map can be written")
+    changed = apply_renames(vm.host_uri, vm.uuid, renames, env.libvirt_config_dirs)
+    return {"renames": renames, "redefined": changed}
+
+
+def ensure_instance_dir(env: ApplyEnv, vm: VmPlan, step: Step) -> dict:
+    """<instances_path>/<uuid>/disk -> the legacy root file, and disk.info.
+
+    Nova's libvirt driver rebuilds a domain (stop/start, hard reboot) with
+    its root disk at that path; finding it there, it keeps it instead of
+    creating a blank overlay. A link is a new file beside the legacy disk;
+    the disk itself is not opened or changed.
+    """
+    if not env.instances_path:
+        raise ConfigError("this VM's root disk is a local file: give --instances-path "
+                          "(nova-compute's [DEFAULT] instances_path)")
+    p = step.params
+    directory = os.path.join(env.instances_path, vm.uuid)
+    link = os.path.join(directory, "disk")
+    os.makedirs(directory, exist_ok=True)
+    if os.path.islink(link):
+        if os.readlink(link) != p["source"]:
+            raise ConfigError(f"{link} already points to {os.readlink(link)}, not "
+                              f"{p['source']}")
+    elif os.path.exists(link):
+        raise ConfigError(f"{link} exists and is not os-onboard's link; refusing to replace it")
+    else:
+        os.symlink(p["source"], link)
+    info_path = os.path.join(directory, "disk.info")
+    tmp = f"{info_path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump({link: p["format"]}, fh)
+    os.replace(tmp, info_path)
+    return {"directory": directory, "link": link, "target": p["source"]}
+
+
+def server_item(env: ApplyEnv, vm: VmPlan, step: Step, results: dict[str, dict],
+                when: str) -> dict:
+    """The Nova-side helper's input for one VM, from the plan and earlier results."""
+    p = step.params
+    flavor = env.shared[p["flavor"]]
+    images = {role: env.shared[key]["id"] if key else None
+              for role, key in p["images"].items()}
+    bdms: list[dict] = []
+    if p["root_kind"] == "local":
+        bdms.append({"source_type": "image", "destination_type": "local", "boot_index": 0,
+                     "device_name": p["root_device_name"], "image_id": images["image"],
+                     "disk_bus": p["system_metadata"].get("image_hw_disk_bus"),
+                     "delete_on_termination": True})
+    for s in vm.steps:
+        if s.kind.value == "volume":
+            r = results[s.key]
+            bdms.append({"source_type": "volume", "destination_type": "volume",
+                         "boot_index": 0 if s.params["boot"] else None,
+                         "device_name": f"/dev/{s.params['target']}",
+                         "disk_bus": s.params["bus"], "volume_id": r["volume_id"],
+                         "attachment_id": r["attachment_id"],
+                         "connection_info": r["connection_info"],
+                         "volume_size": r["size_gib"], "delete_on_termination": False})
+    ports = [{"id": results[s.key]["port_id"], "mac": s.params["mac"]}
+             for s in vm.steps if s.kind.value == "port"]
+    return {"uuid": vm.uuid, "name": p["name"], "host": vm.host, "node": vm.node,
+            "project_id": p["project_id"], "user_id": p["user_id"] or env.default_user_id,
+            "flavor_id": flavor["id"], "image_ref": images["image"] or "",
+            "kernel_id": images["kernel"], "ramdisk_id": images["ramdisk"],
+            "vm_state": p["vm_state"], "power_state": p["power_state"],
+            "system_metadata": p["system_metadata"],
+            "root_device_name": p["root_device_name"], "root_kind": p["root_kind"],
+            "availability_zone": env.availability_zone,
+            "metadata": {MARKER_KEY: marker(vm, when)}, "bdms": bdms, "ports": ports}
+
+
+def ensure_allocation(env: ApplyEnv, vm: VmPlan, flavor: dict, project_id: str,
+                      user_id: str) -> dict:
+    hyp = env.hypervisors.get(vm.node or "")
+    if hyp is None:
+        raise CloudError(f"compute node {vm.node} not found")
+    resources = {"VCPU": flavor["vcpus"], "MEMORY_MB": flavor["ram"]}
+    if flavor["disk"]:
+        resources["DISK_GB"] = flavor["disk"]
+    current = env.cloud.allocations(vm.uuid)
+    mine = (current.get("allocations") or {}).get(hyp["uuid"], {}).get("resources")
+    if mine != resources:
+        env.cloud.put_allocations(vm.uuid, hyp["uuid"], resources, project_id, user_id,
+                                  current.get("consumer_generation"))
+    return {"provider": hyp["uuid"], "resources": resources}
+
+
+def as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {"value": value}

@@ -1,0 +1,421 @@
+"""Make a plan: inventory + mapping + OpenStack's state -> records per VM (pure).
+
+Every rule that can block a VM lives here, and a blocked VM gets no step at
+all: a plan never half-adopts a VM. The order of a VM's steps is the order
+``apply`` writes them (ports and volumes first, so the Nova records can point
+at them; Placement and the network cache last).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from os_onboard.exceptions import ConfigError, ResolutionError
+from os_onboard.inventory.models import Disk, HostInventory, Inventory, Nic, PowerState, Vm
+from os_onboard.mapping.model import Mapping
+from os_onboard.mapping.resolvers.base import VolumeResolver
+from os_onboard.mapping.resolvers.registry import resolve_disk, resolver_for
+from os_onboard.plan.cloudview import CloudView
+from os_onboard.plan.model import (
+    MARKER_KEY,
+    Op,
+    Plan,
+    SharedKind,
+    SharedStep,
+    Step,
+    StepKind,
+    VmPlan,
+)
+
+GIB = 1024**3
+
+#: libvirt power state -> (Nova vm_state, Nova power_state). Anything else is
+#: blocked: recording a state Nova would "correct" powers the guest off
+#: (_sync_instance_power_state force-stops a running VM recorded as stopped).
+NOVA_STATES = {
+    PowerState.RUNNING: ("active", 1),
+    PowerState.PAUSED: ("paused", 3),
+    PowerState.SHUTOFF: ("stopped", 4),
+}
+
+#: The placeholder image of image-backed adopted servers (never booted from:
+#: the instance directory links to the legacy disk).
+PLACEHOLDER_IMAGE = "os-onboard-placeholder"
+
+
+@dataclass
+class _Context:
+    inventory: Inventory
+    cloud: CloudView
+    mapping: Mapping
+    resolvers: list[VolumeResolver]
+    shared: dict[str, SharedStep] = field(default_factory=dict)
+    planned_macs: dict[str, str] = field(default_factory=dict)   # mac -> vm name
+    planned_ips: dict[str, str] = field(default_factory=dict)    # ip -> vm name
+
+    def share(self, step: SharedStep) -> str:
+        self.shared.setdefault(step.key, step)
+        return step.key
+
+
+def build_plan(inventory: Inventory, snapshot_id: int, cloud: CloudView, mapping: Mapping,
+               *, only: set[str] | None = None, mapping_file: str | None = None) -> Plan:
+    """The plan for every VM of ``inventory`` (or those named in ``only``)."""
+    try:
+        resolvers = [resolver_for(b) for b in mapping.backends]
+    except ConfigError:
+        raise
+    ctx = _Context(inventory, cloud, mapping, resolvers)
+    vms: list[VmPlan] = []
+    for host in inventory.hosts:
+        for vm in host.vms:
+            if only and vm.name not in only and vm.uuid not in only:
+                continue
+            vms.append(_plan_vm(ctx, host, vm))
+    _block_duplicates_within_plan(vms)
+    return Plan(snapshot_id=snapshot_id, cloud_fingerprint=cloud.fingerprint(),
+                mapping_file=mapping_file, shared=list(ctx.shared.values()), vms=vms)
+
+
+def _plan_vm(ctx: _Context, host: HostInventory, vm: Vm) -> VmPlan:
+    hyp = ctx.cloud.hypervisor(host.host.hostname)
+    plan = VmPlan(uuid=vm.uuid, name=vm.name, host_uri=host.host.uri,
+                  host=(hyp or {}).get("service_host") or host.host.hostname or "?",
+                  node=host.host.hostname, power_state=vm.power_state, op=Op.CREATE)
+    existing = ctx.cloud.servers.get(vm.uuid)
+    if existing is not None:
+        if MARKER_KEY in existing["metadata"]:
+            plan.op = Op.EXISTS
+            plan.notes.append(f"already adopted ({existing['metadata'][MARKER_KEY]}); "
+                              f"server {existing['name']} is {existing['status']} on "
+                              f"{existing['host']}")
+            return plan
+        plan.blocked.append(f"UUID {vm.uuid} already belongs to Nova server "
+                            f"{existing['name']!r} not adopted by os-onboard")
+    blocked = plan.blocked
+    if hyp is None:
+        blocked.append(f"host {host.host.hostname or host.host.uri} has no nova-compute "
+                       "service: run 'os-onboard prepare-host' and start nova-compute there")
+    elif hyp.get("state") != "up":
+        blocked.append(f"nova-compute on {hyp['service_host']} is {hyp.get('state')}")
+    if vm.power_state not in NOVA_STATES:
+        blocked.append(f"power state {vm.power_state} cannot be recorded safely; adopt it "
+                       "running, paused or shut off")
+    if vm.caveats:
+        blocked.append("devices Nova cannot represent: "
+                       + "; ".join(f"{c.kind} ({c.detail})" for c in vm.caveats))
+    if not vm.persistent:
+        blocked.append("transient domain: Nova needs a persistent definition to restart it")
+    owner = ctx.mapping.owner_for(host.host.uri, vm)
+    project_id = user_id = None
+    if owner is None:
+        blocked.append("no owner rule of the mapping matches this VM")
+    else:
+        project_id = ctx.cloud.projects.get(owner.project)
+        if project_id is None:
+            blocked.append(f"project {owner.project!r} does not exist in Keystone")
+        if owner.user:
+            user_id = ctx.cloud.users.get(owner.user)
+            if user_id is None:
+                blocked.append(f"user {owner.user!r} does not exist in Keystone")
+
+    port_steps = [s for nic in vm.nics if (s := _port_step(ctx, vm, nic, plan))]
+    root, volume_steps, dir_steps = _disk_steps(ctx, host, vm, plan)
+    flavor_key = _flavor(ctx, vm, root, owner.project if owner else None, project_id, plan)
+    images = _images(ctx, vm, root)
+    vm_state, power = NOVA_STATES.get(vm.power_state, ("error", 0))
+    plan.rebuild_changes.extend(_rebuild_changes(vm, root))
+    if blocked:
+        plan.op = Op.BLOCKED
+        return plan
+    server = Step(kind=StepKind.SERVER, key="server", op=Op.CREATE,
+                  summary=f"Nova instance {vm.uuid} on {plan.host}/{plan.node}, "
+                          f"{vm_state}, flavor {flavor_key.split(':', 1)[1]}",
+                  params={"name": vm.name, "project_id": project_id, "user_id": user_id,
+                          "flavor": flavor_key, "images": images, "vm_state": vm_state,
+                          "power_state": power, "system_metadata": _sysmeta(vm, root),
+                          "root_device_name": f"/dev/{root.target}" if root else None,
+                          "root_kind": _root_kind(root, volume_steps),
+                          "launched_at": None})
+    allocation = Step(kind=StepKind.ALLOCATION, key="allocation", op=Op.CREATE,
+                      summary=f"Placement: {vm.vcpus} VCPU, {vm.memory_mib} MEMORY_MB"
+                              f"{_disk_gb_text(root, volume_steps)} on {plan.node}",
+                      params={"project_id": project_id, "user_id": user_id})
+    cache = Step(kind=StepKind.NETWORK_CACHE, key="network-cache", op=Op.CREATE,
+                 summary="Nova network info cache rebuilt from the ports", params={})
+    definition = []
+    if any(s.params["source"] for s in volume_steps):
+        definition.append(Step(
+            kind=StepKind.DOMAIN_DEFINITION, key="domain-definition", op=Op.CREATE,
+            summary="hypervisor-side: the persistent definition names the volume(s) as "
+                    "Cinder renamed them (the live domain is untouched), and each host's "
+                    "rename map lets a plain 'virsh migrate' follow",
+            params={"sources": [s.params["source"] for s in volume_steps]}))
+    plan.steps = [*port_steps, *volume_steps, *definition, *dir_steps, server, allocation,
+                  cache]
+    return plan
+
+
+# -- NICs -----------------------------------------------------------------------
+
+def _port_step(ctx: _Context, vm: Vm, nic: Nic, plan: VmPlan) -> Step | None:
+    mac = nic.mac.lower()
+    if nic.source_kind not in ("network", "bridge"):
+        plan.blocked.append(f"NIC {mac} is {nic.source_kind}: only NICs on a bridge or "
+                            "libvirt network can be bound to a Neutron port here")
+        return None
+    rule = ctx.mapping.network_for(nic)
+    if rule is None:
+        plan.blocked.append(f"NIC {mac} (network {nic.network}, bridge {nic.bridge}) matches "
+                            "no network rule of the mapping")
+        return None
+    network = ctx.cloud.network(rule.neutron_network)
+    subnets: list[dict] = []
+    if network is not None:
+        subnets = [s for s in ctx.cloud.subnets if s["network_id"] == network["id"]
+                   and (rule.subnet is None or rule.subnet in (s["id"], s["name"]))]
+    elif rule.create is not None:
+        ctx.share(SharedStep(
+            kind=SharedKind.NETWORK, key=f"network:{rule.neutron_network}", op=Op.CREATE,
+            summary=f"provider network {rule.neutron_network} ({rule.create.network_type} on "
+                    f"{rule.create.physical_network}"
+                    + (f", segment {rule.create.segment}" if rule.create.segment else "")
+                    + f"), subnet {rule.subnet or rule.neutron_network} {rule.create.cidr} "
+                      "with DHCP off",
+            params={"name": rule.neutron_network, "subnet": rule.subnet or rule.neutron_network,
+                    **rule.create.model_dump()}))
+        subnets = [{"id": None, "name": rule.subnet or rule.neutron_network,
+                    "cidr": rule.create.cidr, "enable_dhcp": False}]
+    else:
+        plan.blocked.append(f"Neutron network {rule.neutron_network!r} does not exist "
+                            "(add 'create:' to its mapping rule to have it created)")
+        return None
+    for subnet in subnets:
+        if subnet.get("enable_dhcp"):
+            plan.notes.append(f"subnet {subnet['name']} has DHCP on: Neutron's DHCP server "
+                              "may answer beside the legacy one")
+    theirs = [p for p in ctx.cloud.ports if p["mac"] == mac and p["device_id"] != vm.uuid]
+    if theirs:
+        plan.blocked.append(f"MAC {mac} is already used by Neutron port {theirs[0]['id']}"
+                            + (f" of {theirs[0]['device_id']}" if theirs[0]["device_id"] else ""))
+        return None
+    ours = [p for p in ctx.cloud.ports if p["mac"] == mac and p["device_id"] == vm.uuid]
+    fixed_ips: list[dict] = []
+    for addr in nic.addresses:
+        ip = ipaddress.ip_address(addr.address)
+        if ip.is_link_local:
+            continue  # fe80:: is derived from the MAC, never a Neutron fixed IP
+        subnet = next((s for s in subnets if ip in ipaddress.ip_network(s["cidr"])), None)
+        if subnet is None:
+            cidrs = ", ".join(s["cidr"] for s in subnets) or "none"
+            plan.blocked.append(f"IP {ip} of NIC {mac} is outside every mapped subnet "
+                                f"({cidrs})")
+            continue
+        used = [p for p in ctx.cloud.ports if p["device_id"] != vm.uuid
+                and any(f["ip_address"] == str(ip) for f in p["fixed_ips"])
+                and (network is None or p["network_id"] == network["id"])]
+        if used:
+            plan.blocked.append(f"IP {ip} of NIC {mac} is already used by Neutron port "
+                                f"{used[0]['id']}")
+            continue
+        fixed_ips.append({"subnet": subnet["id"] or subnet["name"], "ip_address": str(ip)})
+    if not nic.addresses and vm.power_state == PowerState.RUNNING:
+        plan.notes.append(f"NIC {mac} shows no IP (no lease): its port gets none either")
+    ips = ", ".join(f["ip_address"] for f in fixed_ips) or "no IP"
+    return Step(kind=StepKind.PORT, key=f"port:{mac}", op=Op.EXISTS if ours else Op.CREATE,
+                summary=f"port {mac} on {rule.neutron_network} ({ips}), bound to {plan.host}",
+                params={"mac": mac, "network": rule.neutron_network, "fixed_ips": fixed_ips,
+                        "bridge": nic.bridge, "model": nic.model,
+                        "port_id": ours[0]["id"] if ours else None})
+
+
+def _block_duplicates_within_plan(vms: list[VmPlan]) -> None:
+    """Two VMs of one plan with one MAC or IP: both blocked (which one is real?)."""
+    seen: dict[str, list[VmPlan]] = {}
+    for vm in vms:
+        for step in vm.steps:
+            if step.kind is StepKind.PORT:
+                seen.setdefault(f"MAC {step.params['mac']}", []).append(vm)
+                for ip in step.params["fixed_ips"]:
+                    seen.setdefault(f"IP {ip['ip_address']}", []).append(vm)
+    for what, holders in seen.items():
+        if len({v.uuid for v in holders}) > 1:
+            names = ", ".join(sorted({v.name for v in holders}))
+            for vm in holders:
+                vm.blocked.append(f"{what} is used by several VMs ({names})")
+                vm.op, vm.steps = Op.BLOCKED, []
+
+
+# -- disks ----------------------------------------------------------------------
+
+def _root_disk(vm: Vm) -> Disk | None:
+    disks = [d for d in vm.disks if d.device == "disk"]
+    booted = sorted((d for d in disks if d.boot_order), key=lambda d: d.boot_order or 0)
+    return (booted or disks or [None])[0]
+
+
+def _root_kind(root: Disk | None, volume_steps: list[Step]) -> str:
+    if root is None:
+        return "none"
+    return "volume" if any(s.params["target"] == root.target for s in volume_steps) else "local"
+
+
+def _disk_steps(ctx: _Context, host: HostInventory, vm: Vm,
+                plan: VmPlan) -> tuple[Disk | None, list[Step], list[Step]]:
+    root = _root_disk(vm)
+    volumes: list[Step] = []
+    dirs: list[Step] = []
+    for disk in vm.disks:
+        if disk.device in ("cdrom", "floppy"):
+            plan.rebuild_changes.append(f"{disk.device} {disk.target} "
+                                        f"({disk.source or 'empty'}) is dropped")
+            continue
+        try:
+            ref = resolve_disk(disk, host, ctx.resolvers)
+        except ResolutionError as exc:
+            plan.blocked.append(str(exc))
+            continue
+        if ref is not None:
+            size_gib = -(-(disk.capacity_bytes or GIB) // GIB)
+            volumes.append(Step(
+                kind=StepKind.VOLUME, key=f"volume:{disk.target}", op=Op.CREATE,
+                summary=f"Cinder manages {disk.source} on {ref.backend} as a {size_gib} GiB "
+                        f"volume, attached in-use as {disk.target}",
+                params={"target": disk.target, "bus": disk.bus, "source": disk.source,
+                        "cinder_host": ref.cinder_host, "ref": ref.ref,
+                        "size_gib": size_gib, "boot": disk is root,
+                        "evidence": ref.evidence}))
+            plan.notes.extend(f"{disk.target}: {n}" for n in ref.notes)
+            continue
+        if disk is root and disk.source_kind == "file":
+            dirs.append(Step(
+                kind=StepKind.INSTANCE_DIR, key="instance-dir", op=Op.CREATE,
+                summary=f"link <instances_path>/{vm.uuid}/disk -> {disk.source} "
+                        f"({disk.format}) so a Nova rebuild boots the same disk",
+                params={"source": disk.source, "format": disk.format or "raw",
+                        "kernel": vm.boot.kernel, "initrd": vm.boot.initrd}))
+            continue
+        if disk.source_kind == "file" and ctx.mapping.local_disks == "keep":
+            plan.rebuild_changes.append(
+                f"disk {disk.target} ({disk.source}) stays a local file Nova does not know: "
+                "a Nova rebuild (stop/start, hard reboot, migration) drops it from the domain")
+            continue
+        plan.blocked.append(f"disk {disk.target} ({disk.source_kind} {disk.source}) has no "
+                            "Cinder backend in the mapping"
+                            + (" (or set local_disks: keep)" if disk.source_kind == "file"
+                               else ""))
+    if root is None:
+        plan.blocked.append("no disk to boot from")
+    return root, volumes, dirs
+
+
+# -- flavor, images, metadata -------------------------------------------------
+
+def _flavor(ctx: _Context, vm: Vm, root: Disk | None, project: str | None,
+            project_id: str | None, plan: VmPlan) -> str:
+    # floor, not ceil: a flavor disk larger than the legacy disk makes Nova
+    # grow the disk on its next rebuild (Image.cache -> resize_image).
+    root_gb = (root.capacity_bytes or 0) // GIB if root and root.source_kind == "file" else 0
+    for flavor in ctx.cloud.flavors:
+        if (flavor["vcpus"], flavor["ram"], flavor["disk"]) == (vm.vcpus, vm.memory_mib,
+                                                               root_gb) \
+                and not flavor["ephemeral"] and not flavor["swap"] \
+                and not flavor["extra_specs"]:
+            ctx.share(SharedStep(kind=SharedKind.FLAVOR, key=f"flavor:{flavor['name']}",
+                                 op=Op.EXISTS, summary=f"flavor {flavor['name']} (exact match)",
+                                 params={"name": flavor["name"], "id": flavor["id"]}))
+            return f"flavor:{flavor['name']}"
+    if ctx.mapping.flavors.policy == "reuse-only":
+        plan.blocked.append(f"no flavor with {vm.vcpus} vCPU, {vm.memory_mib} MiB, {root_gb} GB "
+                            "and the policy is reuse-only")
+    name = f"{ctx.mapping.flavors.prefix}-{vm.vcpus}c-{vm.memory_mib}m-{root_gb}g"
+    key = f"flavor:{name}"
+    step = ctx.shared.get(key) or SharedStep(
+        kind=SharedKind.FLAVOR, key=key, op=Op.CREATE,
+        summary=f"private flavor {name} ({vm.vcpus} vCPU, {vm.memory_mib} MiB, {root_gb} GB)",
+        params={"name": name, "vcpus": vm.vcpus, "ram": vm.memory_mib, "disk": root_gb,
+                "projects": []})
+    if project_id and project_id not in step.params["projects"]:
+        step.params["projects"].append(project_id)
+        step.summary = (f"private flavor {name} ({vm.vcpus} vCPU, {vm.memory_mib} MiB, "
+                        f"{root_gb} GB) for {len(step.params['projects'])} project(s)")
+    ctx.share(step)
+    return key
+
+
+def _images(ctx: _Context, vm: Vm, root: Disk | None) -> dict[str, str | None]:
+    images: dict[str, str | None] = {"image": None, "kernel": None, "ramdisk": None}
+    if root is not None and root.source_kind == "file":
+        images["image"] = ctx.share(SharedStep(
+            kind=SharedKind.IMAGE, key=f"image:{PLACEHOLDER_IMAGE}", op=Op.CREATE,
+            summary=f"placeholder image {PLACEHOLDER_IMAGE} (image-backed servers need one; "
+                    "never booted from)",
+            params={"name": PLACEHOLDER_IMAGE, "file": None, "disk_format": "raw"}))
+    for role, path, fmt in (("kernel", vm.boot.kernel, "aki"), ("ramdisk", vm.boot.initrd,
+                                                                "ari")):
+        if path:
+            images[role] = ctx.share(SharedStep(
+                kind=SharedKind.IMAGE, key=f"image:{fmt}:{path}", op=Op.CREATE,
+                summary=f"{role} image from {path} (direct kernel boot survives a rebuild)",
+                params={"name": f"os-onboard-{role}-{_slug(path)}", "file": path,
+                        "disk_format": fmt}))
+    return images
+
+
+def _slug(path: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.encode()).hexdigest()[:10]
+
+
+def _sysmeta(vm: Vm, root: Disk | None) -> dict[str, str]:
+    """``image_*`` system metadata: Nova rebuilds the domain from these."""
+    meta: dict[str, str] = {}
+    if vm.machine_type:
+        meta["image_hw_machine_type"] = vm.machine_type
+    if root is not None and root.bus:
+        meta["image_hw_disk_bus"] = root.bus
+    models = [n.model for n in vm.nics if n.model]
+    if models:
+        meta["image_hw_vif_model"] = models[0]
+    if any(d.bus == "scsi" for d in vm.disks):
+        meta["image_hw_scsi_model"] = "virtio-scsi"
+    if vm.firmware == "efi":
+        meta["image_hw_firmware_type"] = "uefi"
+    if vm.boot.cmdline:
+        meta["image_os_command_line"] = vm.boot.cmdline
+    if vm.guest_os:
+        meta["image_os_distro"] = vm.guest_os
+    return meta
+
+
+def _rebuild_changes(vm: Vm, root: Disk | None) -> list[str]:
+    changes = [f"domain name becomes instance-<id> (UUID {vm.uuid} is kept)",
+               "the serial console log moves to <instances_path>/<uuid>/console.log",
+               "XML elements outside Nova's model (channels, memballoon, tuning, <tcg>) "
+               "take Nova's defaults"]
+    if root is not None and root.identifiers.serial:
+        changes.append(f"root disk {root.target} loses <serial>{root.identifiers.serial}"
+                       "</serial>")
+    for disk in vm.disks:
+        if disk is not root and disk.device == "disk" and (disk.identifiers.serial
+                                                           or disk.identifiers.wwn):
+            changes.append(f"disk {disk.target}: serial becomes the Cinder volume id"
+                           + (", <wwn> is dropped" if disk.identifiers.wwn else ""))
+    for nic in vm.nics:
+        if nic.source_kind == "network":
+            changes.append(f"NIC {nic.mac}: <interface type='network'> on {nic.network} "
+                           f"becomes type='bridge' on {nic.bridge} with a tap named after "
+                           "the port (same MAC)")
+    models = {n.model for n in vm.nics}
+    if len(models) > 1:
+        changes.append(f"NIC models {sorted(m or '?' for m in models)} become one "
+                       "(hw_vif_model)")
+    return changes
+
+
+def _disk_gb_text(root: Disk | None, volume_steps: list[Step]) -> str:
+    if root is None or root.source_kind != "file":
+        return ""
+    return f", {(root.capacity_bytes or 0) // GIB} DISK_GB"
