@@ -33,7 +33,7 @@ from os_onboard.apply import steps as ex
 from os_onboard.cloud.nova_helper import run_helper
 from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import ConfigError, OnboardError, StateStoreError
-from os_onboard.plan.cloudview import CloudView
+from os_onboard.plan.cloudview import CloudView, Scope
 from os_onboard.plan.model import Op, Plan, SharedKind, SharedStep, StepKind, VmPlan
 from os_onboard.state.journal import Journal
 
@@ -108,7 +108,8 @@ class Applier:
         self.env.hypervisors = {h["node"]: h for h in view.hypervisors}
         self.env.default_user_id = self.env.cloud.current_ids()[1]
         if first_run and self.options.check_fingerprint:
-            current = CloudView.read(self.env.cloud, set(), set()).fingerprint()
+            scope = Scope.from_dict(self.plan.basis) if self.plan.basis else None
+            current = CloudView.read(self.env.cloud, set(), set()).fingerprint(scope)
             if current != self.plan.cloud_fingerprint:
                 raise StalePlanError(
                     f"plan {self.plan_id} is stale: OpenStack changed since it was made "

@@ -118,11 +118,19 @@ def ensure_volume(env: ApplyEnv, vm: VmPlan, step: Step, when: str) -> dict:
                                                  _connector(env, vm, p["target"]))
     if attachment.get("status") != "attached":
         env.cloud.complete_attachment(attachment["id"])
-    info = attachment.get("connection_info") or {}
-    info = {**info, "serial": volume["id"]}  # Nova keeps the volume id as the BDM serial
+    info = _nova_connection_info(attachment.get("connection_info") or {}, volume["id"])
     return {"volume_id": volume["id"], "attachment_id": attachment["id"],
             "connection_info": info, "size_gib": volume["size"],
-            "renamed_from": p["source"], "renamed_to": _backend_name(info)}
+            "renamed_from": [s for s in (p["source"], p.get("current_source")) if s],
+            "renamed_to": _backend_name(info)}
+
+
+def _nova_connection_info(flat: dict, volume_id: str) -> dict:
+    """Cinder v3 attachments return connection info flat; Nova's BDMs keep the old
+    shape (nova.volume.cinder._translate_attachment_ref) plus the volume id as serial."""
+    data = {k: v for k, v in flat.items() if k not in ("driver_volume_type", "attachment_id")}
+    return {"driver_volume_type": flat.get("driver_volume_type"), "data": data,
+            "serial": volume_id}
 
 
 def _backend_name(info: dict) -> str | None:
@@ -155,9 +163,11 @@ def ensure_domain_definition(env: ApplyEnv, vm: VmPlan, results: dict[str, dict]
     """Close the rename trap (see os_onboard.hostside): map first, then the definition."""
     from os_onboard.hostside.persistent import apply_renames
 
-    renames = {r["renamed_from"]: r["renamed_to"] for key, r in results.items()
+    # Both the name the live domain shows and the one its persistent definition
+    # may name after an earlier adoption map to the name Cinder gave it now.
+    renames = {old: r["renamed_to"] for key, r in results.items()
                if key.startswith("volume:") and r.get("renamed_to")
-               and r.get("renamed_from") and r["renamed_from"] != r["renamed_to"]}
+               for old in r.get("renamed_from") or [] if old != r["renamed_to"]}
     if not renames:
         return {"renames": {}, "redefined": False}
     if not env.libvirt_config_dirs:

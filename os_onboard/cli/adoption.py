@@ -18,6 +18,7 @@ from os_onboard.cli.progress import ProgressBar
 from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import ConfigError
+from os_onboard.hostside import renamemap
 from os_onboard.mapping.model import load_mapping
 from os_onboard.plan.builder import build_plan
 from os_onboard.plan.cloudview import CloudView
@@ -89,11 +90,19 @@ def add_cloud_options(parser: Any) -> None:
                         default=os.environ.get(INSTANCES_PATH_ENV),
                         help="nova-compute's instances_path on the hosts "
                              f"(env {INSTANCES_PATH_ENV})")
+    add_config_dir_option(parser)
+
+
+def add_config_dir_option(parser: Any) -> None:
     parser.add_argument("--libvirt-config-dir", action="append", metavar="DIR",
-                        default=[d for d in os.environ.get(CONFIG_DIRS_ENV, "").split(":") if d],
                         help="a hypervisor host's libvirt config dir (/etc/libvirt), where the "
                              "rename map for the migrate hook lives; repeat for every host a "
                              f"VM may migrate to (env {CONFIG_DIRS_ENV}, colon-separated)")
+
+
+def config_dirs(parsed_args: Any) -> list[str]:
+    return parsed_args.libvirt_config_dir or [
+        d for d in os.environ.get(CONFIG_DIRS_ENV, "").split(":") if d]
 
 
 def cloud(app: Any) -> OpenStackCloud:
@@ -118,6 +127,7 @@ class MakePlan(Command):
                             help="text (default, for people), or the plan document")
         parser.add_argument("--verbose-rebuild", action="store_true",
                             help="list rebuild changes for blocked and adopted VMs too")
+        add_config_dir_option(parser)
         return with_epilog(parser, PLAN_EPILOG)
 
     def take_action(self, parsed_args: Any) -> int:
@@ -127,9 +137,12 @@ class MakePlan(Command):
         owners = [r for r in mapping.owners]
         view = CloudView.read(cloud(self.app), {o.project for o in owners},
                               {o.user for o in owners if o.user})
+        renames: dict[str, str] = {}
+        for config_dir in config_dirs(parsed_args):
+            renames.update(renamemap.load(renamemap.map_path(config_dir)))
         plan = build_plan(inventory, snapshot_id, view, mapping,
                           only=set(parsed_args.vm) or None,
-                          mapping_file=os.path.abspath(parsed_args.mapping))
+                          mapping_file=os.path.abspath(parsed_args.mapping), renames=renames)
         if parsed_args.vm and not plan.vms:
             raise ConfigError(f"snapshot {snapshot_id} has no VM named "
                               + ", ".join(parsed_args.vm))
@@ -168,7 +181,7 @@ class ApplyPlan(Lister):
                                nova_python=parsed_args.nova_python,
                                nova_config=parsed_args.nova_config)
         env = ApplyEnv(cloud=cloud(self.app), instances_path=parsed_args.instances_path,
-                       libvirt_config_dirs=parsed_args.libvirt_config_dir)
+                       libvirt_config_dirs=config_dirs(parsed_args))
         bar = ProgressBar(f"apply {plan_id}")
         with apply_lock(store.url):
             try:

@@ -29,6 +29,7 @@ T = TypeVar("T")
 CINDER_ATTACHMENTS = "3.44"   # attachment create + os-complete
 CINDER_MANAGE = "3.16"        # manage by host (cluster optional)
 PLACEMENT_ALLOCATIONS = "1.38"  # consumer_generation + consumer_type
+COMPUTE_HYPERVISORS = "2.88"  # uuid ids, no uptime (no RPC per compute)
 
 
 class TemporaryCloudError(CloudError):
@@ -104,11 +105,14 @@ class OpenStackCloud:
     # -- Nova ------------------------------------------------------------------
     def hypervisors(self) -> list[dict]:
         """Compute nodes: hypervisor hostname, node uuid, service host, state."""
-        found = _call("list hypervisors",
-                      lambda: list(self._conn.compute.hypervisors(details=True)))
-        return [{"node": h.name, "uuid": h.id, "state": h.state, "status": h.status,
-                 "host_ip": h.host_ip,
-                 "service_host": (h.service_details or {}).get("host")} for h in found]
+        # 2.88: no per-hypervisor uptime, which nova-api fetches from each
+        # nova-compute over RPC (one compute starting up = a 60 s timeout).
+        response = _call("list hypervisors", lambda: self._conn.compute.get(
+            "/os-hypervisors/detail", microversion=COMPUTE_HYPERVISORS))
+        found = _json("list hypervisors", response)["hypervisors"]
+        return [{"node": h["hypervisor_hostname"], "uuid": h["id"], "state": h["state"],
+                 "status": h["status"], "host_ip": h.get("host_ip"),
+                 "service_host": (h.get("service") or {}).get("host")} for h in found]
 
     def compute_services(self) -> list[dict]:
         found = _call("list compute services", lambda: list(

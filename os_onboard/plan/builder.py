@@ -11,12 +11,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from os_onboard.exceptions import ConfigError, ResolutionError
+from os_onboard.exceptions import ResolutionError
 from os_onboard.inventory.models import Disk, HostInventory, Inventory, Nic, PowerState, Vm
 from os_onboard.mapping.model import Mapping
 from os_onboard.mapping.resolvers.base import VolumeResolver
 from os_onboard.mapping.resolvers.registry import resolve_disk, resolver_for
-from os_onboard.plan.cloudview import CloudView
+from os_onboard.plan.cloudview import CloudView, Scope
 from os_onboard.plan.model import (
     MARKER_KEY,
     Op,
@@ -50,9 +50,8 @@ class _Context:
     cloud: CloudView
     mapping: Mapping
     resolvers: list[VolumeResolver]
+    renames: dict[str, str]  # disk source -> its current name (os-onboard's rename maps)
     shared: dict[str, SharedStep] = field(default_factory=dict)
-    planned_macs: dict[str, str] = field(default_factory=dict)   # mac -> vm name
-    planned_ips: dict[str, str] = field(default_factory=dict)    # ip -> vm name
 
     def share(self, step: SharedStep) -> str:
         self.shared.setdefault(step.key, step)
@@ -60,13 +59,17 @@ class _Context:
 
 
 def build_plan(inventory: Inventory, snapshot_id: int, cloud: CloudView, mapping: Mapping,
-               *, only: set[str] | None = None, mapping_file: str | None = None) -> Plan:
-    """The plan for every VM of ``inventory`` (or those named in ``only``)."""
-    try:
-        resolvers = [resolver_for(b) for b in mapping.backends]
-    except ConfigError:
-        raise
-    ctx = _Context(inventory, cloud, mapping, resolvers)
+               *, only: set[str] | None = None, mapping_file: str | None = None,
+               renames: dict[str, str] | None = None) -> Plan:
+    """The plan for every VM of ``inventory`` (or those named in ``only``).
+
+    :param renames: the hosts' rename maps (``os_onboard.hostside.renamemap``):
+        a disk whose source an earlier adoption had Cinder rename is resolved
+        under its current name (the live domain still shows the old one).
+    :raises ConfigError: a backend of the mapping has no usable resolver.
+    """
+    resolvers = [resolver_for(b) for b in mapping.backends]
+    ctx = _Context(inventory, cloud, mapping, resolvers, dict(renames or {}))
     vms: list[VmPlan] = []
     for host in inventory.hosts:
         for vm in host.vms:
@@ -74,8 +77,20 @@ def build_plan(inventory: Inventory, snapshot_id: int, cloud: CloudView, mapping
                 continue
             vms.append(_plan_vm(ctx, host, vm))
     _block_duplicates_within_plan(vms)
-    return Plan(snapshot_id=snapshot_id, cloud_fingerprint=cloud.fingerprint(),
-                mapping_file=mapping_file, shared=list(ctx.shared.values()), vms=vms)
+    scope = _scope(inventory, vms, ctx)
+    return Plan(snapshot_id=snapshot_id, cloud_fingerprint=cloud.fingerprint(scope),
+                basis=scope.as_dict(), mapping_file=mapping_file,
+                shared=list(ctx.shared.values()), vms=vms)
+
+
+def _scope(inventory: Inventory, vms: list[VmPlan], ctx: _Context) -> Scope:
+    planned = {v.uuid for v in vms}
+    nics = [n for h in inventory.hosts for v in h.vms if v.uuid in planned for n in v.nics]
+    return Scope(macs=frozenset(n.mac.lower() for n in nics),
+                 ips=frozenset(a.address for n in nics for a in n.addresses),
+                 uuids=frozenset(planned), nodes=frozenset(v.node for v in vms if v.node),
+                 flavors=frozenset(s.params["name"] for s in ctx.shared.values()
+                                   if s.kind is SharedKind.FLAVOR))
 
 
 def _plan_vm(ctx: _Context, host: HostInventory, vm: Vm) -> VmPlan:
@@ -120,6 +135,9 @@ def _plan_vm(ctx: _Context, host: HostInventory, vm: Vm) -> VmPlan:
             if user_id is None:
                 blocked.append(f"user {owner.user!r} does not exist in Keystone")
 
+    # Shared records (flavors, images, networks) a VM would need count only if
+    # the VM is adopted: a blocked VM must not leave a flavor behind.
+    shared_before = {k: v.model_copy(deep=True) for k, v in ctx.shared.items()}
     port_steps = [s for nic in vm.nics if (s := _port_step(ctx, vm, nic, plan))]
     root, volume_steps, dir_steps = _disk_steps(ctx, host, vm, plan)
     flavor_key = _flavor(ctx, vm, root, owner.project if owner else None, project_id, plan)
@@ -128,6 +146,7 @@ def _plan_vm(ctx: _Context, host: HostInventory, vm: Vm) -> VmPlan:
     plan.rebuild_changes.extend(_rebuild_changes(vm, root))
     if blocked:
         plan.op = Op.BLOCKED
+        ctx.shared = shared_before
         return plan
     server = Step(kind=StepKind.SERVER, key="server", op=Op.CREATE,
                   summary=f"Nova instance {vm.uuid} on {plan.host}/{plan.node}, "
@@ -238,7 +257,8 @@ def _block_duplicates_within_plan(vms: list[VmPlan]) -> None:
             if step.kind is StepKind.PORT:
                 seen.setdefault(f"MAC {step.params['mac']}", []).append(vm)
                 for ip in step.params["fixed_ips"]:
-                    seen.setdefault(f"IP {ip['ip_address']}", []).append(vm)
+                    seen.setdefault(f"IP {ip['ip_address']} on {step.params['network']}",
+                                    []).append(vm)
     for what, holders in seen.items():
         if len({v.uuid for v in holders}) > 1:
             names = ", ".join(sorted({v.name for v in holders}))
@@ -271,8 +291,10 @@ def _disk_steps(ctx: _Context, host: HostInventory, vm: Vm,
             plan.rebuild_changes.append(f"{disk.device} {disk.target} "
                                         f"({disk.source or 'empty'}) is dropped")
             continue
+        current = ctx.renames.get(disk.source or "")
         try:
-            ref = resolve_disk(disk, host, ctx.resolvers)
+            ref = resolve_disk(disk.model_copy(update={"source": current}) if current else disk,
+                               host, ctx.resolvers)
         except ResolutionError as exc:
             plan.blocked.append(str(exc))
             continue
@@ -283,10 +305,14 @@ def _disk_steps(ctx: _Context, host: HostInventory, vm: Vm,
                 summary=f"Cinder manages {disk.source} on {ref.backend} as a {size_gib} GiB "
                         f"volume, attached in-use as {disk.target}",
                 params={"target": disk.target, "bus": disk.bus, "source": disk.source,
+                        "current_source": current,
                         "cinder_host": ref.cinder_host, "ref": ref.ref,
                         "size_gib": size_gib, "boot": disk is root,
                         "evidence": ref.evidence}))
             plan.notes.extend(f"{disk.target}: {n}" for n in ref.notes)
+            if current:
+                plan.notes.append(f"{disk.target}: {disk.source} was renamed to {current} by an "
+                                  "earlier adoption (rename map); Cinder manages it by that name")
             continue
         if disk is root and disk.source_kind == "file":
             dirs.append(Step(
@@ -381,7 +407,7 @@ def _sysmeta(vm: Vm, root: Disk | None) -> dict[str, str]:
         meta["image_hw_vif_model"] = models[0]
     if any(d.bus == "scsi" for d in vm.disks):
         meta["image_hw_scsi_model"] = "virtio-scsi"
-    if vm.firmware == "efi":
+    if vm.firmware == "uefi":  # Firmware.UEFI (a StrEnum); "efi" is libvirt's spelling
         meta["image_hw_firmware_type"] = "uefi"
     if vm.boot.cmdline:
         meta["image_os_command_line"] = vm.boot.cmdline

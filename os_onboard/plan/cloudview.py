@@ -28,6 +28,30 @@ class CloudReader(Protocol):
     def user_id(self, name_or_id: str) -> str | None: ...
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What of OpenStack's state one plan's decisions rest on."""
+
+    all: bool = False
+    macs: frozenset[str] = frozenset()
+    ips: frozenset[str] = frozenset()
+    uuids: frozenset[str] = frozenset()
+    nodes: frozenset[str] = frozenset()
+    flavors: frozenset[str] = frozenset()
+
+    @classmethod
+    def everything(cls) -> Scope:
+        return cls(all=True)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {k: sorted(getattr(self, k)) for k in ("macs", "ips", "uuids", "nodes",
+                                                      "flavors")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, list[str]]) -> Scope:
+        return cls(**{k: frozenset(v) for k, v in data.items()})
+
+
 @dataclass
 class CloudView:
     hypervisors: list[dict] = field(default_factory=list)
@@ -47,17 +71,27 @@ class CloudView:
                    projects={p: cloud.project_id(p) for p in sorted(projects)},
                    users={u: cloud.user_id(u) for u in sorted(users)})
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, scope: Scope | None = None) -> str:
+        """A hash of the state a plan relies on; with ``scope``, only the parts
+        that concern its VMs (another team's new port must not make it stale)."""
+        scope = scope or Scope.everything()
+
+        def wanted(port: dict) -> bool:
+            return scope.all or port["mac"] in scope.macs or port["device_id"] in scope.uuids \
+                or any(ip["ip_address"] in scope.ips for ip in port["fixed_ips"])
+
         basis = {
             "hypervisors": sorted((h["node"], h["uuid"], h.get("service_host") or "",
-                                   h.get("state") or "") for h in self.hypervisors),
-            "servers": sorted(self.servers),
+                                   h.get("state") or "") for h in self.hypervisors
+                                  if scope.all or h["node"] in scope.nodes),
+            "servers": sorted(u for u in self.servers if scope.all or u in scope.uuids),
             "ports": sorted((p["id"], p["mac"], p["device_id"],
                              sorted(ip["ip_address"] for ip in p["fixed_ips"]))
-                            for p in self.ports),
+                            for p in self.ports if wanted(p)),
             "networks": sorted((n["id"], n["name"]) for n in self.networks),
             "subnets": sorted((s["id"], s["cidr"]) for s in self.subnets),
-            "flavors": sorted((f["id"], f["vcpus"], f["ram"], f["disk"]) for f in self.flavors),
+            "flavors": sorted((f["id"], f["vcpus"], f["ram"], f["disk"]) for f in self.flavors
+                              if scope.all or f["name"] in scope.flavors),
         }
         return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:16]
 

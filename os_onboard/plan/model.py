@@ -87,6 +87,9 @@ class Plan(_Model):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     snapshot_id: int
     cloud_fingerprint: str = Field(description="hash of the OpenStack state the plan relies on")
+    basis: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="what the fingerprint covers: the plan's MACs, IPs, UUIDs, nodes, flavors")
     mapping_file: str | None = None
     shared: list[SharedStep] = Field(default_factory=list)
     vms: list[VmPlan] = Field(default_factory=list)
