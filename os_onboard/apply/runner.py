@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import ConfigError, OnboardError, StateStoreError
 from os_onboard.plan.cloudview import CloudView, Scope
 from os_onboard.plan.model import Op, Plan, SharedKind, SharedStep, StepKind, VmPlan
-from os_onboard.state.journal import Journal
+from os_onboard.state.journal import Journal, StepState
 
 SHARED = ""  # the journal's vm_uuid of shared steps
 
@@ -100,10 +101,15 @@ class Applier:
         self.outcomes: dict[str, VmOutcome] = {}
         self._done = 0
         self._total = len(plan.shared) + sum(len(v.steps) for v in plan.vms)
+        # The journal, read once and kept in step with every record() (the
+        # database stays the truth across runs; this saves a read per step).
+        self._steps: dict[tuple[str, str], StepState] = {}
+        self._lock = threading.Lock()
 
     # -- entry point ---------------------------------------------------------------
     def run(self) -> list[VmOutcome]:
         first_run = not self.journal.started(self.plan_id)
+        self._steps = self.journal.steps(self.plan_id)
         view = CloudView(hypervisors=self.env.cloud.hypervisors())
         self.env.hypervisors = {h["node"]: h for h in view.hypervisors}
         self.env.default_user_id = self.env.cloud.current_ids()[1]
@@ -115,7 +121,7 @@ class Applier:
                     f"plan {self.plan_id} is stale: OpenStack changed since it was made "
                     f"(state {self.plan.cloud_fingerprint} -> {current}); run "
                     "'os-onboard plan' again")
-        journal = self.journal.steps(self.plan_id)
+        journal = self._steps
         for vm in self.plan.vms:
             outcome = VmOutcome(vm.uuid, vm.name)
             if vm.op is Op.BLOCKED:
@@ -173,25 +179,33 @@ class Applier:
                                              "'os-onboard discover' and 'plan' again")
 
     def _step_state(self, vm: VmPlan | None, key: str) -> str | None:
-        state = self.journal.steps(self.plan_id).get((vm.uuid if vm else SHARED, key))
+        state = self._steps.get((vm.uuid if vm else SHARED, key))
         return state.status if state else None
+
+    def _record(self, uuid: str, key: str, status: str, result: dict | None = None,
+                error: str = "") -> None:
+        self.journal.record(self.plan_id, uuid, key, status, result, error)
+        with self._lock:
+            old = self._steps.get((uuid, key))
+            kept = result if result is not None else (old.result if old else {})
+            self._steps[(uuid, key)] = StepState(status, kept, error)
 
     # -- shared records ----------------------------------------------------------
     def _run_shared(self) -> None:
-        recorded = self.journal.steps(self.plan_id)
+        recorded = self._steps
         for step in self.plan.shared:
             state = recorded.get((SHARED, step.key))
             if state and state.status == "done":
                 self.env.shared[step.key] = state.result
             else:
-                self.journal.record(self.plan_id, SHARED, step.key, "started")
+                self._record(SHARED, step.key, "started")
                 try:
                     result = self._shared(step)
                 except OnboardError as exc:
-                    self.journal.record(self.plan_id, SHARED, step.key, "failed",
+                    self._record(SHARED, step.key, "failed",
                                         error=str(exc))
                     raise
-                self.journal.record(self.plan_id, SHARED, step.key, "done", result)
+                self._record(SHARED, step.key, "done", result)
                 self.env.shared[step.key] = result
             self._tick(step.key)
 
@@ -232,27 +246,32 @@ class Applier:
             list(pool.map(fn, ready))
 
     def _results(self, vm: VmPlan) -> dict[str, dict]:
-        return {key: state.result for (uuid, key), state
-                in self.journal.steps(self.plan_id).items() if uuid == vm.uuid}
+        with self._lock:
+            return {key: state.result for (uuid, key), state in self._steps.items()
+                    if uuid == vm.uuid}
 
-    def _execute(self, vm: VmPlan, key: str, fn: Callable[[], dict]) -> bool:
+    def _execute(self, vm: VmPlan, key: str, fn: Callable[[bool], dict]) -> bool:
         """Run one step unless done; journal it; False when it failed."""
-        if self._step_state(vm, key) == "done":
+        state = self._step_state(vm, key)
+        if state == "done":
             self._tick(f"{vm.name} {key}")
             return True
-        self.journal.record(self.plan_id, vm.uuid, key, "started")
+        # A step never started cannot have left a record behind: executors skip
+        # their look-up then (one request less per record on a first apply).
+        resume = state is not None
+        self._record(vm.uuid, key, "started")
         try:
-            result = fn()
+            result = fn(resume)
         except OnboardError as exc:
             self._fail(vm, key, str(exc))
             return False
-        self.journal.record(self.plan_id, vm.uuid, key, "done", result)
+        self._record(vm.uuid, key, "done", result)
         self.outcomes[vm.uuid].steps_done += 1
         self._tick(f"{vm.name} {key}")
         return True
 
     def _fail(self, vm: VmPlan, key: str, error: str) -> None:
-        self.journal.record(self.plan_id, vm.uuid, key, "failed", error=error)
+        self._record(vm.uuid, key, "failed", error=error)
         outcome = self.outcomes[vm.uuid]
         outcome.status = "failed"
         outcome.detail = (f"{key}: {error} (rerun 'os-onboard apply' to resume, or "
@@ -261,16 +280,17 @@ class Applier:
     def _local_steps(self, vm: VmPlan) -> None:
         for step in vm.steps:
             if step.kind is StepKind.PORT:
-                ok = self._execute(vm, step.key, lambda s=step: ex.ensure_port(self.env, vm, s))
+                ok = self._execute(vm, step.key,
+                                   lambda r, s=step: ex.ensure_port(self.env, vm, s, r))
             elif step.kind is StepKind.VOLUME:
                 ok = self._execute(vm, step.key,
-                                   lambda s=step: ex.ensure_volume(self.env, vm, s, self.when))
+                                   lambda r, s=step: ex.ensure_volume(self.env, vm, s, self.when))
             elif step.kind is StepKind.DOMAIN_DEFINITION:
-                ok = self._execute(vm, step.key, lambda: ex.ensure_domain_definition(
+                ok = self._execute(vm, step.key, lambda r: ex.ensure_domain_definition(
                     self.env, vm, self._results(vm)))
             elif step.kind is StepKind.INSTANCE_DIR:
                 ok = self._execute(vm, step.key,
-                                   lambda s=step: ex.ensure_instance_dir(self.env, vm, s))
+                                   lambda r, s=step: ex.ensure_instance_dir(self.env, vm, s))
             else:
                 continue
             if not ok:
@@ -296,7 +316,7 @@ class Applier:
         if not ready:
             return
         for vm in ready:
-            self.journal.record(self.plan_id, vm.uuid, kind.value, "started")
+            self._record(vm.uuid, kind.value, "started")
         try:
             results = run_helper(command, [], self.options.nova_python,
                                  self.options.nova_config, timeout=60 + 5 * len(ready),
@@ -311,7 +331,7 @@ class Applier:
             if "error" in result:
                 self._fail(vm, kind.value, f"Nova-side helper: {result['error']}")
             else:
-                self.journal.record(self.plan_id, vm.uuid, kind.value, "done", result)
+                self._record(vm.uuid, kind.value, "done", result)
                 self.outcomes[vm.uuid].steps_done += 1
                 self._tick(f"{vm.name} {kind.value}")
 
@@ -320,8 +340,8 @@ class Applier:
         server = next(s for s in vm.steps if s.kind is StepKind.SERVER)
         flavor = self.env.shared[server.params["flavor"]]
         user = step.params["user_id"] or self.env.default_user_id
-        self._execute(vm, step.key, lambda: ex.ensure_allocation(
-            self.env, vm, flavor, step.params["project_id"], user))
+        self._execute(vm, step.key, lambda r: ex.ensure_allocation(
+            self.env, vm, flavor, step.params["project_id"], user, r))
 
     def _tick(self, note: str) -> None:
         self._done += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,21 +36,38 @@ class ApplyEnv:
     hypervisors: dict[str, dict] = field(default_factory=dict)  # node -> hypervisor
     shared: dict[str, dict] = field(default_factory=dict)        # shared key -> result
     default_user_id: str = ""  # owner rules without a user: the applying user
+    _networks: list[dict] | None = None  # read once per apply
+    _subnets: list[dict] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def networks(self) -> list[dict]:
+        with self._lock:
+            if self._networks is None:
+                self._networks = self.cloud.networks()
+            return self._networks
+
+    def subnets(self) -> list[dict]:
+        with self._lock:
+            if self._subnets is None:
+                self._subnets = self.cloud.subnets()
+            return self._subnets
 
 
 def marker(vm: VmPlan, when: str) -> str:
     return f"host={vm.host_uri} node={vm.node} at={when}"
 
 
-def ensure_port(env: ApplyEnv, vm: VmPlan, step: Step) -> dict:
+def ensure_port(env: ApplyEnv, vm: VmPlan, step: Step, resume: bool = True) -> dict:
     p = step.params
     network = env.shared.get(f"network:{p['network']}", {}).get("id")
     if network is None:
-        found = [n for n in env.cloud.networks() if p["network"] in (n["id"], n["name"])]
+        found = [n for n in env.networks() if p["network"] in (n["id"], n["name"])]
         if not found:
             raise ConfigError(f"Neutron network {p['network']!r} not found")
         network = found[0]["id"]
-    ports = env.cloud.ports(mac_address=p["mac"], network_id=network)
+    # On a first attempt a port of ours cannot exist yet, and someone else's
+    # with this MAC makes the create fail with 409: no look-up needed.
+    ports = env.cloud.ports(mac_address=p["mac"], network_id=network) if resume else []
     mine = [q for q in ports if q["device_id"] == vm.uuid]
     if ports and not mine:
         raise CloudError(f"MAC {p['mac']} is now used by port {ports[0]['id']} "
@@ -60,8 +78,7 @@ def ensure_port(env: ApplyEnv, vm: VmPlan, step: Step) -> dict:
         if port["host"] != vm.host:
             port = env.cloud.update_port(port["id"], binding_host_id=vm.host)
     else:
-        subnets = {s["name"]: s["id"] for s in env.cloud.subnets()
-                   if s["network_id"] == network}
+        subnets = {s["name"]: s["id"] for s in env.subnets() if s["network_id"] == network}
         fixed_ips = [{"subnet_id": subnets.get(f["subnet"], f["subnet"]),
                       "ip_address": f["ip_address"]} for f in p["fixed_ips"]]
         port = env.cloud.create_port(
@@ -191,20 +208,24 @@ def ensure_instance_dir(env: ApplyEnv, vm: VmPlan, step: Step) -> dict:
     p = step.params
     directory = os.path.join(env.instances_path, vm.uuid)
     link = os.path.join(directory, "disk")
-    os.makedirs(directory, exist_ok=True)
-    if os.path.islink(link):
-        if os.readlink(link) != p["source"]:
-            raise ConfigError(f"{link} already points to {os.readlink(link)}, not "
-                              f"{p['source']}")
-    elif os.path.exists(link):
-        raise ConfigError(f"{link} exists and is not os-onboard's link; refusing to replace it")
-    else:
-        os.symlink(p["source"], link)
     info_path = os.path.join(directory, "disk.info")
-    tmp = f"{info_path}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump({link: p["format"]}, fh)
-    os.replace(tmp, info_path)
+    try:  # an OSError (e.g. instances_path not writable) fails this VM, not the apply
+        os.makedirs(directory, exist_ok=True)
+        if os.path.islink(link):
+            if os.readlink(link) != p["source"]:
+                raise ConfigError(f"{link} already points to {os.readlink(link)}, not "
+                                  f"{p['source']}")
+        elif os.path.exists(link):
+            raise ConfigError(f"{link} exists and is not os-onboard's link; refusing to "
+                              "replace it")
+        else:
+            os.symlink(p["source"], link)
+        tmp = f"{info_path}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump({link: p["format"]}, fh)
+        os.replace(tmp, info_path)
+    except OSError as exc:
+        raise ConfigError(f"instance directory {directory}: {exc}") from exc
     return {"directory": directory, "link": link, "target": p["source"]}
 
 
@@ -245,13 +266,21 @@ def server_item(env: ApplyEnv, vm: VmPlan, step: Step, results: dict[str, dict],
 
 
 def ensure_allocation(env: ApplyEnv, vm: VmPlan, flavor: dict, project_id: str,
-                      user_id: str) -> dict:
+                      user_id: str, resume: bool = True) -> dict:
     hyp = env.hypervisors.get(vm.node or "")
     if hyp is None:
         raise CloudError(f"compute node {vm.node} not found")
     resources = {"VCPU": flavor["vcpus"], "MEMORY_MB": flavor["ram"]}
     if flavor["disk"]:
         resources["DISK_GB"] = flavor["disk"]
+    if not resume:  # a new consumer: generation None; Placement answers 409 otherwise
+        try:
+            env.cloud.put_allocations(vm.uuid, hyp["uuid"], resources, project_id, user_id,
+                                      None)
+            return {"provider": hyp["uuid"], "resources": resources}
+        except CloudError as exc:
+            if getattr(exc, "status_code", None) != 409:
+                raise
     current = env.cloud.allocations(vm.uuid)
     mine = (current.get("allocations") or {}).get(hyp["uuid"], {}).get("resources")
     if mine != resources:

@@ -43,19 +43,26 @@ def cell_for_host(ctxt: Any, objects: Any, host: str) -> Any:
         return cells[0]
 
 
-def run_batch(handler: Callable[[dict], dict], args: argparse.Namespace) -> int:
+def run_batch(handler: Callable[[dict], dict], args: argparse.Namespace,
+              workers: int = 1) -> int:
     """Read a JSON list of items on stdin, handle each, print one JSON list.
 
     One item's failure does not stop the others: its result is
     ``{"uuid": …, "error": "…"}`` and the exit status stays 0, so the caller
-    journals every VM's outcome.
+    journals every VM's outcome. ``workers`` > 1 handles items in threads
+    (for handlers that mostly wait on other services' APIs).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     items = json.load(sys.stdin)
-    results = []
-    for item in items:
+
+    def one(item: dict) -> dict:
         try:
-            results.append(handler(item))
+            return handler(item)
         except Exception as exc:  # the caller journals it per VM
-            results.append({"uuid": item.get("uuid"), "error": f"{type(exc).__name__}: {exc}"})
+            return {"uuid": item.get("uuid"), "error": f"{type(exc).__name__}: {exc}"}
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(one, items))
     print(json.dumps(results))
     return 0

@@ -1,0 +1,501 @@
+"""apply (Applier, apply_lock) and unmanage against an in-memory cloud.
+
+The plan is a real one (build_plan from a hand-made Inventory and the fake
+cloud's CloudView); the journal is a temp SQLite store. The hypervisor
+re-read (discover_hosts) and the Nova/Cinder-side helpers are monkeypatched.
+"""
+
+import copy
+import functools
+import itertools
+import json
+import os
+from collections import defaultdict
+
+import pytest
+
+from os_onboard.apply import release, runner, steps
+from os_onboard.apply.runner import Applier, ApplyOptions, StalePlanError, apply_lock
+from os_onboard.apply.steps import DISK_KEY, ApplyEnv
+from os_onboard.exceptions import CloudError, StateStoreError
+from os_onboard.hostside import persistent
+from os_onboard.inventory.models import (
+    AddressSource,
+    Disk,
+    Host,
+    HostInventory,
+    Inventory,
+    IpAddress,
+    Nic,
+    PowerState,
+    Vm,
+)
+from os_onboard.mapping.model import Mapping
+from os_onboard.plan.builder import build_plan
+from os_onboard.plan.cloudview import CloudView
+from os_onboard.plan.model import MARKER_KEY
+from os_onboard.state.journal import Journal
+from os_onboard.state.store import StateStore
+
+GIB = 1024**3
+HV_URI, HV2_URI = "qemu+ssh://root@hv1/system", "qemu+ssh://root@hv2/system"
+UUID1 = "11111111-1111-4111-8111-111111111111"
+UUID2 = "22222222-2222-4222-8222-222222222222"
+UUID3 = "33333333-3333-4333-8333-333333333333"
+MAC1, MAC2, MAC3, MAC4 = (f"52:54:00:0b:01:0{i}" for i in range(1, 5))
+IP1, IP2, IP3, IP4 = (f"192.168.150.1{i}" for i in range(1, 5))
+CINDER_HOST = "lab@ceph-legacy#ceph-legacy"
+HYPERVISOR = {"node": "hv1", "uuid": "rp-hv1", "state": "up", "status": "enabled",
+              "host_ip": "10.0.0.1", "service_host": "compute-hv1"}
+NETWORK = {"id": "net-lab", "name": "onboard-lab", "physical_network": "physnet1",
+           "network_type": "flat", "segment": None, "subnet_ids": ["sub-lab"]}
+SUBNET = {"id": "sub-lab", "name": "onboard-lab-v4", "network_id": "net-lab",
+          "cidr": "192.168.150.0/24", "enable_dhcp": False, "ip_version": 4}
+#: Calls that write to the cloud (or would, for delete_attachment: never allowed).
+WRITES = {"create_flavor", "create_image_record", "upload_image", "create_network",
+          "create_subnet", "create_port", "update_port", "delete_port", "manage_volume",
+          "create_attachment", "complete_attachment", "delete_attachment",
+          "reset_volume_detached", "unmanage_volume", "put_allocations",
+          "delete_allocations"}
+
+
+# -- the fake cloud -----------------------------------------------------------------
+
+def logged(fn):
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        self.calls.append(fn.__name__)
+        if self.fail_on.get(fn.__name__, 0) > 0:
+            self.fail_on[fn.__name__] -= 1
+            raise CloudError(f"{fn.__name__}: injected failure")
+        return fn(self, *args, **kwargs)
+    return wrapper
+
+
+class FakeCloud:
+    """Just what the executors call, with OpenStackCloud's dict shapes. Every public
+    call is appended to .calls (see ``logged``); the helpers log "helper:"/"cinder:"."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+        self.fail_on: dict[str, int] = {}  # method -> failures still to inject
+        self.bind_fail: set[str] = set()   # MACs whose ports come back binding_failed
+        self.servers_, self.volumes_, self.attachments_, self.allocs = {}, {}, {}, {}
+        self.ports_: list[dict] = []
+        self.flavors_: list[dict] = []
+        self.images: dict[str, dict] = {}
+        self.helper_items: dict[str, list[dict]] = defaultdict(list)
+        self._ids = itertools.count(1)
+
+    def _id(self, kind):
+        return f"{kind}-{next(self._ids)}"
+    def writes(self):
+        return [c for c in self.calls if c in WRITES or ":" in c]
+    def project_id(self, name):
+        return {"demo": "p-demo"}.get(name)
+    def user_id(self, name):
+        return {"demo": "u-demo"}.get(name)
+
+    # -- Keystone, Nova, Glance
+    def current_ids(self):
+        return "p-admin", "u-admin"
+    def hypervisors(self):
+        return [dict(HYPERVISOR)]
+    def servers(self):
+        return copy.deepcopy(self.servers_)
+    def server(self, uuid):
+        s = self.servers_.get(uuid)
+        return s and {"id": uuid, **{k: s[k] for k in ("name", "status", "host", "metadata")}}
+    def networks(self):
+        return [dict(NETWORK)]
+    def subnets(self):
+        return [dict(SUBNET)]
+    def flavors(self):
+        return copy.deepcopy(self.flavors_)
+    def create_flavor(self, name, vcpus, ram, disk, project_id, description):
+        self.flavors_.append({"id": self._id("flavor"), "name": name, "vcpus": vcpus,
+                              "ram": ram, "disk": disk, "ephemeral": 0, "swap": 0,
+                              "is_public": project_id is None, "extra_specs": {}})
+        return {"id": self.flavors_[-1]["id"], "name": name}
+    def image_by_name(self, name):
+        return self.images.get(name)
+    def create_image_record(self, name, properties):
+        self.images[name] = {"id": self._id("image"), "name": name, "status": "active"}
+        return dict(self.images[name])
+
+    # -- Neutron
+    def ports(self, **filters):
+        field = {"mac_address": "mac", "network_id": "network_id", "device_id": "device_id"}
+        return [dict(p) for p in self.ports_
+                if all(p[field[k]] == v for k, v in filters.items())]
+    def _vif(self, mac):
+        return "binding_failed" if mac in self.bind_fail else "bridge"
+    def create_port(self, **a):
+        self.ports_.append({
+            "id": self._id("port"), "name": a["name"], "network_id": a["network_id"],
+            "mac": a["mac_address"], "fixed_ips": a["fixed_ips"], "device_id": a["device_id"],
+            "device_owner": a["device_owner"], "host": a["binding_host_id"],
+            "vif_type": self._vif(a["mac_address"]), "status": "DOWN",
+            "description": a["description"], "project_id": a["project_id"]})
+        return dict(self.ports_[-1])
+    def update_port(self, port_id, binding_host_id):
+        port = next(p for p in self.ports_ if p["id"] == port_id)
+        port.update(host=binding_host_id, vif_type=self._vif(port["mac"]))
+        return dict(port)
+    def delete_port(self, port_id):
+        self.ports_ = [p for p in self.ports_ if p["id"] != port_id]
+
+    # -- Cinder
+    def volumes(self, metadata="{}"):
+        want = json.loads(metadata).items()
+        return [copy.deepcopy(v) for v in self.volumes_.values() if want <= v["metadata"].items()]
+    def manage_volume(self, host, ref, name, metadata, bootable=False):
+        vid = self._id("vol")
+        self.volumes_[vid] = {"id": vid, "name": name, "status": "available", "size": 2,
+                              "metadata": dict(metadata), "service_uuid": None,
+                              "os-vol-tenant-attr:tenant_id": "p-admin", "ref": ref}
+        return dict(self.volumes_[vid])
+    def wait_volume(self, volume_id, statuses):
+        assert self.volumes_[volume_id]["status"] in statuses
+        return copy.deepcopy(self.volumes_[volume_id])
+    def attachments(self, volume_id):
+        return [dict(a) for a in self.attachments_.values() if a["volume_id"] == volume_id]
+    def create_attachment(self, volume_id, instance_uuid, connector):
+        aid = self._id("att")
+        self.attachments_[aid] = {
+            "id": aid, "volume_id": volume_id, "instance": instance_uuid, "status": "reserved",
+            "connector": connector, "connection_info": {
+                "driver_volume_type": "rbd", "name": f"legacy/volume-{volume_id}",
+                "hosts": ["127.0.0.1"], "attachment_id": aid}}
+        self.volumes_[volume_id]["status"] = "reserved"
+        return dict(self.attachments_[aid])
+    def complete_attachment(self, attachment_id):
+        attachment = self.attachments_[attachment_id]
+        attachment["status"] = "attached"
+        self.volumes_[attachment["volume_id"]]["status"] = "in-use"
+    def delete_attachment(self, attachment_id):  # what unmanage must never do
+        self.attachments_.pop(attachment_id)
+    def reset_volume_detached(self, volume_id):
+        self.volumes_[volume_id]["status"] = "available"
+        self.attachments_ = {k: a for k, a in self.attachments_.items()
+                             if a["volume_id"] != volume_id}
+    def unmanage_volume(self, volume_id):
+        assert self.volumes_[volume_id]["status"] == "available", "unmanage of an in-use volume"
+        del self.volumes_[volume_id]
+
+    # -- Placement
+    def allocations(self, consumer):
+        return copy.deepcopy(self.allocs.get(consumer, {"allocations": {}}))
+    def put_allocations(self, consumer, provider, resources, project_id, user_id, generation):
+        self.allocs[consumer] = {"allocations": {provider: {"resources": dict(resources)}},
+                                 "consumer_generation": (generation or 0) + 1,
+                                 "project_id": project_id, "user_id": user_id}
+    def delete_allocations(self, consumer):
+        self.allocs.pop(consumer, None)
+
+    # -- the service-side helpers (run_helper / run_cinder_helper)
+    def nova_helper(self, command, args, python=None, config_files=(), timeout=0, stdin=None):
+        assert (python, list(config_files)) == ("nova-python", ["nova.conf"])
+        self.calls.append(f"helper:{command}")
+        self.helper_items[command].extend(copy.deepcopy(stdin))
+        for item in stdin:
+            if command == "adopt":
+                self.servers_[item["uuid"]] = {
+                    "name": item["name"], "status": "ACTIVE", "host": item["host"],
+                    "node": item["node"], "metadata": dict(item["metadata"]),
+                    "project_id": item["project_id"], "flavor": None,
+                    "power_state": item["power_state"], "task_state": None}
+            elif command == "release":
+                self.servers_.pop(item["uuid"], None)
+        return [{"uuid": i["uuid"], "purged": command == "release"} for i in stdin]
+
+    def cinder_helper(self, command, stdin):
+        self.calls.append(f"cinder:{command}")
+        for item in stdin:
+            self.volumes_[item["id"]].update({"service_uuid": "svc-1",
+                                              "os-vol-tenant-attr:tenant_id": item["project_id"]})
+        return [{"id": i["id"]} for i in stdin]
+
+
+for _name, _fn in list(vars(FakeCloud).items()):
+    if callable(_fn) and not _name.startswith("_") and _name not in (
+            "writes", "nova_helper", "cinder_helper"):
+        setattr(FakeCloud, _name, logged(_fn))
+
+
+# -- the inventory and the world --------------------------------------------------------
+
+def port(port_id, mac, *ips, device_id, description=""):
+    """A port placed by hand (unbound), shaped like OpenStackCloud.ports()."""
+    return {"id": port_id, "name": "", "network_id": "net-lab", "mac": mac,
+            "fixed_ips": [{"subnet_id": "sub-lab", "ip_address": ip} for ip in ips],
+            "device_id": device_id, "device_owner": "compute:nova", "host": "",
+            "vif_type": "unbound", "status": "DOWN", "description": description}
+
+
+def nic(mac, ip):
+    return Nic(mac=mac, model="virtio", source_kind="network", network="onboard-lab",
+               bridge="virbr-onb", addresses=[IpAddress(family="ipv4", address=ip, prefix=24,
+                                                        source=AddressSource.DHCP_LEASE)])
+
+
+def guest(name, uuid, *nics, power=PowerState.RUNNING, rbd=False):
+    """A root qcow2 file (1.5 GiB: flavor disk 1), optionally an RBD data disk."""
+    disks = [Disk(device="disk", bus="virtio", target="vda", format="qcow2", source_kind="file",
+                  source=f"/var/lib/libvirt/images/{name}.qcow2", capacity_bytes=3 * GIB // 2,
+                  boot_order=1)]
+    if rbd:
+        disks.append(Disk(device="disk", bus="virtio", target="vdb", format="raw",
+                          source_kind="network-rbd", source=f"legacy/{name}-data",
+                          source_hosts=["127.0.0.1:6789"], capacity_bytes=3 * GIB // 2))
+    return Vm(uuid=uuid, name=name, power_state=power, vcpus=1, memory_mib=96,
+              machine_type="pc-q35-8.2", disks=disks, nics=list(nics))
+
+
+def vm1(**kw):
+    return guest("lab-vm1", UUID1, nic(MAC1, IP1), nic(MAC2, IP2), rbd=True, **kw)
+
+
+def inventory(*vms, uri=HV_URI, hostname="hv1"):
+    return Inventory(hosts=[HostInventory(host=Host(uri=uri, kind="libvirt", hostname=hostname),
+                                          vms=list(vms))])
+
+
+MAPPING = Mapping.model_validate({
+    "owners": [{"match": {"name": "lab-*"}, "project": "demo", "user": "demo"}],
+    "networks": [{"match": {"network": "onboard-lab"}, "neutron_network": "onboard-lab",
+                  "subnet": "onboard-lab-v4"}],
+    "backends": [{"name": "ceph-legacy", "cinder_host": CINDER_HOST, "driver": "rbd",
+                  "options": {"rbd_pool": "legacy", "monitors": ["127.0.0.1:6789"]}}],
+    "flavors": {"policy": "reuse-or-create", "prefix": "adopted"}})
+
+
+class World:
+    def __init__(self, tmp_path, monkeypatch):
+        self.tmp, self.cloud = tmp_path, FakeCloud()
+        self.journal = Journal(StateStore(f"sqlite:///{tmp_path}/s.db"))
+        self.live: Inventory | None = None  # what discover_hosts sees (None: as planned)
+        self.renames: list[tuple[str, dict]] = []
+        monkeypatch.setattr(runner, "run_helper", self.cloud.nova_helper)
+        monkeypatch.setattr(release, "run_helper", self.cloud.nova_helper)
+        monkeypatch.setattr(steps, "run_cinder_helper", self.cloud.cinder_helper)
+        monkeypatch.setattr(runner, "discover_hosts", lambda uris: self.live or self.planned)
+        monkeypatch.setattr(persistent, "apply_renames", lambda uri, uuid, renames, dirs:
+                            self.renames.append((uuid, dict(renames))) or True)
+
+    def plan(self, *vms):
+        self.planned = inventory(*vms)
+        view = CloudView.read(self.cloud, {"demo"}, {"demo"})
+        return self.journal.load_plan(self.journal.save_plan(
+            build_plan(self.planned, 1, view, MAPPING)))
+
+    def apply(self, plan_id, plan):
+        env = ApplyEnv(cloud=self.cloud, instances_path=str(self.tmp / "instances"),
+                       libvirt_config_dirs=[str(self.tmp / "libvirt")])
+        options = ApplyOptions(parallel=2, nova_python="nova-python", nova_config=["nova.conf"])
+        return {o.name: o for o in Applier(plan_id, plan, self.journal, env, options).run()}
+
+    def ports_of(self, mac):
+        return [p for p in self.cloud.ports_ if p["mac"] == mac]
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    return World(tmp_path, monkeypatch)
+
+
+# -- apply ------------------------------------------------------------------------------
+
+def test_first_apply_adopts_the_vm(world):
+    plan_id, plan = world.plan(vm1())
+    outcome = world.apply(plan_id, plan)["lab-vm1"]
+    assert (outcome.status, outcome.steps_done) == ("adopted", len(plan.vms[0].steps))
+
+    journal = world.journal.steps(plan_id)
+    expected = {("", s.key) for s in plan.shared} | {(UUID1, s.key) for s in plan.vms[0].steps}
+    assert set(journal) == expected
+    assert {s.status for s in journal.values()} == {"done"}
+
+    port_ids = []
+    for mac, ip in ((MAC1, IP1), (MAC2, IP2)):
+        [port] = world.ports_of(mac)
+        assert (port["device_id"], port["host"], port["project_id"], port["device_owner"]) == (
+            UUID1, "compute-hv1", "p-demo", "compute:nova")
+        assert port["fixed_ips"] == [{"subnet_id": "sub-lab", "ip_address": ip}]
+        port_ids.append(port["id"])
+
+    [volume] = world.cloud.volumes_.values()
+    assert volume["metadata"][DISK_KEY] == f"{UUID1}/vdb" and MARKER_KEY in volume["metadata"]
+    assert (volume["status"], volume["ref"]) == ("in-use", {"source-name": "lab-vm1-data"})
+    assert volume["os-vol-tenant-attr:tenant_id"] == "p-demo" and volume["service_uuid"]
+    [attachment] = world.cloud.attachments_.values()
+    assert (attachment["status"], attachment["connector"]["host"]) == ("attached", "compute-hv1")
+    assert world.renames == [(UUID1, {"legacy/lab-vm1-data": f"legacy/volume-{volume['id']}"})]
+    link = world.tmp / "instances" / UUID1 / "disk"
+    assert os.readlink(link) == "/var/lib/libvirt/images/lab-vm1.qcow2"
+
+    [item] = world.cloud.helper_items["adopt"]
+    [flavor] = world.cloud.flavors_
+    assert flavor["name"] == "adopted-1c-96m-1g" and item["flavor_id"] == flavor["id"]
+    image_id = world.cloud.images["os-onboard-placeholder"]["id"]
+    assert (item["image_ref"], item["kernel_id"], item["ramdisk_id"]) == (image_id, None, None)
+    assert (item["host"], item["node"], item["project_id"], item["user_id"]) == (
+        "compute-hv1", "hv1", "p-demo", "u-demo")
+    assert (item["vm_state"], item["power_state"]) == ("active", 1)
+    assert item["ports"] == [{"id": port_ids[0], "mac": MAC1}, {"id": port_ids[1], "mac": MAC2}]
+    root, data = item["bdms"]
+    assert (root["source_type"], root["boot_index"], root["image_id"]) == ("image", 0, image_id)
+    assert (data["volume_id"], data["attachment_id"], data["boot_index"]) == (
+        volume["id"], attachment["id"], None)
+    assert data["connection_info"]["serial"] == volume["id"]
+    assert MARKER_KEY in item["metadata"]
+    assert world.cloud.helper_items["network_cache"] == [{"uuid": UUID1, "host": "compute-hv1"}]
+    assert world.cloud.allocs[UUID1] == {
+        "allocations": {"rp-hv1": {"resources": {"VCPU": 1, "MEMORY_MB": 96, "DISK_GB": 1}}},
+        "consumer_generation": 1, "project_id": "p-demo", "user_id": "u-demo"}
+
+
+def test_rerun_is_a_no_op(world):
+    plan_id, plan = world.plan(vm1())
+    world.apply(plan_id, plan)
+    before = len(world.cloud.calls)
+    outcome = world.apply(plan_id, plan)["lab-vm1"]
+    assert (outcome.status, outcome.detail) == ("adopted", "done in an earlier run")
+    assert [c for c in world.cloud.calls[before:] if c in WRITES or ":" in c] == []
+    assert len(world.ports_of(MAC1)) == len(world.ports_of(MAC2)) == 1
+
+
+def test_failed_step_resumes_on_rerun(world):
+    plan_id, plan = world.plan(vm1())
+    world.cloud.fail_on["put_allocations"] = 1
+    outcome = world.apply(plan_id, plan)["lab-vm1"]
+    assert outcome.status == "failed"
+    assert "allocation: put_allocations: injected failure" in outcome.detail
+    assert "rerun 'os-onboard apply'" in outcome.detail
+    journal = world.journal.steps(plan_id)
+    assert journal[(UUID1, "allocation")].status == "failed"
+    assert (UUID1, "network-cache") not in journal
+
+    outcome = world.apply(plan_id, plan)["lab-vm1"]
+    assert outcome.status == "adopted"
+    assert {s.status for s in world.journal.steps(plan_id).values()} == {"done"}
+    assert len(world.ports_of(MAC1)) == len(world.ports_of(MAC2)) == 1
+    assert len(world.cloud.volumes_) == len(world.cloud.attachments_) == 1
+    counts = {c: world.cloud.calls.count(c) for c in ("create_port", "manage_volume",
+                                                       "helper:adopt", "put_allocations")}
+    assert counts == {"create_port": 2, "manage_volume": 1, "helper:adopt": 1,
+                      "put_allocations": 2}
+    assert world.cloud.allocs[UUID1]["allocations"]["rp-hv1"]["resources"]["VCPU"] == 1
+
+
+def test_kill_between_write_and_journal_reuses_the_records(world):
+    plan_id, plan = world.plan(vm1())
+    # what a first run killed right after the port and the volume writes left behind
+    world.cloud.ports_.append(port("port-early", MAC1, IP1, device_id=UUID1,
+                                   description="os-onboard: adopted NIC of lab-vm1"))
+    world.cloud.manage_volume(CINDER_HOST, {"source-name": "lab-vm1-data"}, "lab-vm1-vdb",
+                              {DISK_KEY: f"{UUID1}/vdb"})
+    [early] = world.cloud.ports_
+    world.journal.record(plan_id, UUID1, f"port:{MAC1}", "started")
+    world.journal.record(plan_id, UUID1, "volume:vdb", "started")
+    world.cloud.calls.clear()
+
+    assert world.apply(plan_id, plan)["lab-vm1"].status == "adopted"
+    assert [p["id"] for p in world.ports_of(MAC1)] == [early["id"]]
+    assert world.ports_of(MAC1)[0]["host"] == "compute-hv1"  # bound on resume
+    assert len(world.ports_of(MAC2)) == 1
+    assert world.cloud.calls.count("create_port") == 1
+    assert "manage_volume" not in world.cloud.calls and len(world.cloud.volumes_) == 1
+    assert world.journal.steps(plan_id)[(UUID1, f"port:{MAC1}")].result["port_id"] == early["id"]
+
+
+@pytest.mark.parametrize("mac, ip", [(MAC2, "10.9.9.9"), ("52:54:00:99:99:98", IP2)],
+                         ids=["same-mac", "same-ip"])
+def test_stale_plan_is_refused_before_any_write(world, mac, ip):
+    plan_id, plan = world.plan(vm1())
+    world.cloud.ports_.append(port("port-x", mac, ip, device_id="someone-else"))
+    with pytest.raises(StalePlanError, match=f"plan {plan_id} is stale"):
+        world.apply(plan_id, plan)
+    assert world.cloud.writes() == []
+    assert not world.journal.started(plan_id)
+
+    # another team's port (other MAC, other IP) does not concern this plan
+    world.cloud.ports_ = [port("port-y", "52:54:00:99:99:99", "10.9.9.8", device_id="other")]
+    assert world.apply(plan_id, plan)["lab-vm1"].status == "adopted"
+
+
+def test_vm_that_changed_since_the_plan_is_skipped(world):
+    vms = [vm1(), guest("lab-vm2", UUID2, nic(MAC3, IP3)), guest("lab-vm3", UUID3, nic(MAC4, IP4))]
+    plan_id, plan = world.plan(*vms)
+    world.live = inventory(vm1(power=PowerState.SHUTOFF), vms[2])
+    world.live.hosts += inventory(vms[1], uri=HV2_URI, hostname="hv2").hosts
+    outcomes = world.apply(plan_id, plan)
+
+    assert outcomes["lab-vm1"].status == outcomes["lab-vm2"].status == "skipped"
+    assert "power state is shutoff now, running in the plan" in outcomes["lab-vm1"].detail
+    assert f"moved to {HV2_URI}" in outcomes["lab-vm2"].detail
+    assert outcomes["lab-vm3"].status == "adopted"
+    assert [p["device_id"] for p in world.cloud.ports_] == [UUID3]
+    assert [i["uuid"] for i in world.cloud.helper_items["adopt"]] == [UUID3]
+    assert set(world.cloud.allocs) == {UUID3} and not world.cloud.volumes_
+
+
+def test_unbindable_port_fails_the_vm_before_nova(world):
+    plan_id, plan = world.plan(vm1())
+    world.cloud.bind_fail.add(MAC1)
+    outcome = world.apply(plan_id, plan)["lab-vm1"]
+    assert outcome.status == "failed"
+    assert f"port:{MAC1}" in outcome.detail and "binding_failed" in outcome.detail
+    assert [c for c in world.cloud.calls if ":" in c] == []  # no Nova (nor Cinder) helper
+    assert "manage_volume" not in world.cloud.calls and UUID1 not in world.cloud.allocs
+    assert world.journal.steps(plan_id)[(UUID1, f"port:{MAC1}")].status == "failed"
+
+
+def test_apply_lock_is_exclusive_and_released(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    held = pytest.raises(StateStoreError, match=f"another apply .*pid {os.getpid()}")
+    with apply_lock(url), held, apply_lock(url):
+        pass
+    with apply_lock(url):  # released after the with-block
+        pass
+
+
+# -- unmanage ---------------------------------------------------------------------------
+
+def test_unmanage_releases_in_order(world):
+    plan_id, plan = world.plan(vm1())
+    world.apply(plan_id, plan)
+    foreign = port("port-foreign", "52:54:00:aa:aa:aa", device_id=UUID1,
+                   description="someone's extra NIC")
+    world.cloud.ports_.append(foreign)
+    world.cloud.calls.clear()
+
+    out = release.unmanage(world.cloud, UUID1, host=None, nova_python="nova-python",
+                           nova_config=["nova.conf"], instances_path=str(world.tmp / "instances"))
+    assert out.error == "" and out.name == "lab-vm1"
+    assert world.cloud.writes() == ["delete_allocations", "helper:release", "delete_port",
+                                    "delete_port", "reset_volume_detached", "unmanage_volume"]
+    assert world.cloud.helper_items["release"] == [{"uuid": UUID1, "host": "compute-hv1"}]
+    assert world.cloud.ports_ == [foreign] and any("port-foreign" in k for k in out.kept)
+    assert not world.cloud.volumes_ and not world.cloud.allocs and not world.cloud.servers_
+    assert not (world.tmp / "instances" / UUID1).exists()
+
+
+def test_unmanage_refuses_a_server_without_the_marker(world):
+    world.cloud.servers_[UUID2] = {"name": "theirs", "status": "ACTIVE", "host": "compute-hv1",
+                                   "metadata": {}}
+    world.cloud.put_allocations(UUID2, "rp-hv1", {"VCPU": 1}, "p-demo", "u-demo", None)
+    world.cloud.calls.clear()
+    out = release.unmanage(world.cloud, UUID2, host="compute-hv1", instances_path=None)
+    assert "no marker" in out.error and out.removed == []
+    assert world.cloud.calls == ["server"]
+    assert UUID2 in world.cloud.allocs and UUID2 in world.cloud.servers_
+
+
+def test_unwritable_instances_path_fails_the_vm_not_the_run(world):
+    plan_id, plan = world.plan(vm1())
+    (world.tmp / "instances").write_text("a file, not a directory")
+    outcome = world.apply(plan_id, plan)["lab-vm1"]
+    assert outcome.status == "failed" and outcome.detail.startswith("instance-dir: ")
+    assert world.journal.steps(plan_id)[(UUID1, "instance-dir")].status == "failed"
+    assert "helper:adopt" not in world.cloud.calls
