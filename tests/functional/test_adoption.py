@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from os_onboard.hostside import persistent, renamemap
 from tests.functional.lab import REPO, HeartbeatMonitor, qemu_pid, undisturbed, virsh
 
 CLI = Path(sys.executable).parent / "os-onboard"
@@ -188,10 +189,37 @@ def ctx(lab, tmp_path_factory) -> Iterator[dict]:
     for name in lab["LAB_GUESTS"].split():
         context["uuids"][name] = _uuid(_lab_host(context, name), name)
     _unmanage_all(context)  # a clean slate, whatever an earlier run left
+    _restore_rbd_names(context)
     yield context
     with contextlib.suppress(AssertionError):
         _unmanage_all(context)
+    _restore_rbd_names(context)
     _remove_scratch(context)
+
+
+def _restore_rbd_names(ctx: dict) -> None:
+    """Give the lab guests' RBD images back the names the lab gave them.
+
+    After unmanage an image keeps the name Cinder gave it (volume-<id>), and
+    the rename map plus the persistent definition follow it. The other tests
+    (and ``lab up``) know the lab's names, so undo it here, the way Cinder
+    did it: ``rbd rename`` under the running guest, then the persistent
+    definition and the maps. Test housekeeping, not an os-onboard feature.
+    """
+    lab = ctx["lab"]
+    dirs = lab["OS_ONBOARD_LIBVIRT_CONFIG_DIRS"].split(":")
+    maps = {d: renamemap.load(renamemap.map_path(d)) for d in dirs}
+    for item in lab["LAB_CEPH_RBD_DISKS"].split():
+        guest, original = item.split("=", 1)
+        current = next((m[original] for m in maps.values() if original in m), None)
+        if current is None or current == original:
+            continue
+        _rbd(ctx, "rename", current, original)
+        uri = _lab_host(ctx, guest)
+        persistent.redefine_with_renames(uri, _uuid(uri, guest), {current: original})
+        for d, entries in maps.items():
+            renamemap.remove(renamemap.map_path(d),
+                             [old for old, new in entries.items() if new == current])
 
 
 def _lab_host(ctx: dict, name: str) -> str:
