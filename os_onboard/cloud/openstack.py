@@ -126,6 +126,8 @@ class OpenStackCloud:
         return {s.id: {"name": s.name, "status": s.status, "host": s.compute_host,
                        "node": s.hypervisor_hostname, "metadata": dict(s.metadata or {}),
                        "project_id": s.project_id, "flavor": (s.flavor or {}).get("name"),
+                       "vcpus": (s.flavor or {}).get("vcpus"), "ram": (s.flavor or {}).get("ram"),
+                       "vm_state": s.vm_state,
                        "power_state": s.power_state, "task_state": s.task_state}
                 for s in found}
 

@@ -53,9 +53,10 @@ SCRATCH_XML = """<domain type='qemu'>
   <on_poweroff>destroy</on_poweroff>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='{root}'/>
+    <disk type='network' device='disk'>
+      <driver name='qemu' type='raw' cache='writeback'/>
+      <auth username='{user}'><secret type='ceph' uuid='{secret}'/></auth>
+      <source protocol='rbd' name='{root}'><host name='{mon}' port='{port}'/></source>
       <target dev='vda' bus='virtio'/>
     </disk>
     <disk type='network' device='disk'>
@@ -238,10 +239,12 @@ def _rbd(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedProce
 def _make_scratch(ctx: dict) -> None:
     lab = ctx["lab"]
     _remove_scratch(ctx)
-    root = _scratch_root(ctx)
-    _run("qemu-img", "create", "-q", "-f", "qcow2", root, "1G")
-    shutil.chown(root, "libvirt-qemu", "libvirt-qemu")
+    # Both disks on the shared Ceph: libvirt refuses a (non-block) live
+    # migration of a file disk on a local filesystem, so only a VM whose disks
+    # are all on shared storage can be live-migrated by Nova between hosts.
+    root = f"{lab['LAB_CEPH_POOL_LEGACY']}/{SCRATCH}-root"
     image = f"{lab['LAB_CEPH_POOL_LEGACY']}/{SCRATCH}-data"
+    _rbd(ctx, "create", "--size", "64", root)
     _rbd(ctx, "create", "--size", "64", image)
     console = Path(lab["LAB_CONSOLE_DIR"]) / f"{SCRATCH}-console.log"
     console.unlink(missing_ok=True)
@@ -258,10 +261,6 @@ def _make_scratch(ctx: dict) -> None:
     with HeartbeatMonitor(console) as beats:
         beats.wait_for_beats(2, 90)
     _wait_lease(ctx, SCRATCH_MAC)
-
-
-def _scratch_root(ctx: dict) -> Path:
-    return Path(ctx["lab"]["LAB_STATE_DIR"]) / "images" / f"{SCRATCH}-root.qcow2"
 
 
 def _wait_lease(ctx: dict, mac: str, timeout: float = 60) -> None:
@@ -283,15 +282,14 @@ def _remove_scratch(ctx: dict) -> None:
                 subprocess.run(["virsh", "-c", lab[key], "undefine", ident],
                                capture_output=True, check=False)
     pool = lab["LAB_CEPH_POOL_LEGACY"]
-    names = [f"{SCRATCH}-data"]
+    originals = [f"{pool}/{SCRATCH}-root", f"{pool}/{SCRATCH}-data"]
+    names = [o.split("/", 1)[1] for o in originals]
     for config_dir in lab["OS_ONBOARD_LIBVIRT_CONFIG_DIRS"].split(":"):
-        path = Path(config_dir) / "hooks" / "os-onboard-renames.json"
-        if path.exists():
-            renames = json.loads(path.read_text())["renames"]
-            names += [v.split("/", 1)[1] for k, v in renames.items()
-                      if k == f"{pool}/{SCRATCH}-data"]
-            renames.pop(f"{pool}/{SCRATCH}-data", None)
-            path.write_text(json.dumps({"version": 1, "renames": renames}, indent=2))
+        path = renamemap.map_path(config_dir)
+        entries = renamemap.load(path)
+        names += [v.split("/", 1)[1] for k, v in entries.items() if k in originals]
+        renamemap.remove(path, [k for k, v in entries.items() if k in originals
+                                or any(v == entries.get(o) for o in originals)])
     for name in dict.fromkeys(names):
         for _ in range(45):  # a watch of a destroyed QEMU expires after 30 s
             if _rbd(ctx, "info", f"{pool}/{name}", check=False).returncode != 0:
@@ -301,7 +299,6 @@ def _remove_scratch(ctx: dict) -> None:
             time.sleep(1)
     if uuid:
         shutil.rmtree(Path(lab["LAB_NOVA_INSTANCES_PATH"]) / uuid, ignore_errors=True)
-    _scratch_root(ctx).unlink(missing_ok=True)
 
 
 def _running(ctx: dict) -> list[tuple[str, str]]:
@@ -367,8 +364,9 @@ def test_apply_survives_kill_9_and_adopts_without_disturbing(ctx):
             if step["kind"] == "port":
                 assert len(_ports_with_mac(ctx, step["params"]["mac"])) == 1, step
     volumes = _openstack(ctx, "volume", "list", "--all-projects", "--long")
-    mine = [v for v in volumes if v["Name"] in (f"{SCRATCH}-vdb", "lab-vm2-vdb")]
-    assert sorted(v["Name"] for v in mine) == ["lab-ad1-vdb", "lab-vm2-vdb"], volumes
+    mine = [v for v in volumes if v["Name"] in (f"{SCRATCH}-vda", f"{SCRATCH}-vdb",
+                                                "lab-vm2-vdb")]
+    assert sorted(v["Name"] for v in mine) == ["lab-ad1-vda", "lab-ad1-vdb", "lab-vm2-vdb"]
     assert all(v["Status"] == "in-use" for v in mine), mine
 
 
@@ -413,8 +411,10 @@ def test_openstack_shows_the_adopted_vms(ctx):
                 "AND s.deleted = 0 AND v.host LIKE CONCAT(s.host, '#%') "
                 "JOIN nova.instances i ON i.uuid = "
                 "(SELECT instance_uuid FROM cinder.volume_attachment a WHERE a.volume_id = v.id "
-                "AND a.deleted = 0 LIMIT 1) WHERE v.deleted = 0 AND v.display_name LIKE '%-vdb'")
-    assert sorted(rows) == [["lab-ad1-vdb", "1", "1"], ["lab-vm2-vdb", "1", "1"]], rows
+                "AND a.deleted = 0 LIMIT 1) "
+                "WHERE v.deleted = 0 AND v.display_name LIKE 'lab-%-vd_'")
+    assert sorted(rows) == [["lab-ad1-vda", "1", "1"], ["lab-ad1-vdb", "1", "1"],
+                            ["lab-vm2-vdb", "1", "1"]], rows
 
 
 def test_rerun_is_a_no_op_and_a_new_plan_says_already_adopted(ctx):
@@ -476,13 +476,14 @@ def test_nova_manages_an_adopted_vm(ctx):
     uri, _name = _where(ctx, uuid)
     xml = virsh(uri, "--readonly", "dumpxml", uuid)
     instance_dir = Path(lab["LAB_NOVA_INSTANCES_PATH"]) / uuid
-    # Nova's own XML, with the guest's own disks and MAC: the root disk through
-    # os-onboard's link, the data disk as the Cinder volume, kernel/initrd from Glance.
-    assert f"<source file='{instance_dir}/disk'" in xml
-    assert os.readlink(instance_dir / "disk") == str(_scratch_root(ctx))
-    volume = next(v for v in _openstack(ctx, "volume", "list", "--all-projects")
-              if v["Name"] == f"{SCRATCH}-vdb")
-    assert f"volume-{volume['ID']}" in xml
+    # Nova's own XML, with the guest's own disks and MAC: both disks are the
+    # Cinder volumes (boot from volume), kernel/initrd come from Glance.
+    volumes = {v["Name"]: v["ID"] for v in _openstack(ctx, "volume", "list",
+                                                      "--all-projects")}
+    for target in ("vda", "vdb"):
+        assert f"name='{lab['LAB_CEPH_POOL_LEGACY']}/volume-{volumes[f'{SCRATCH}-{target}']}'" \
+            in xml, xml
+    assert f"<kernel>{instance_dir}/kernel</kernel>" in xml
     assert f"<mac address='{SCRATCH_MAC}'/>" in xml
     with HeartbeatMonitor(instance_dir / "console.log") as beats:
         beats.wait_for_beats(3, 90)  # the same guest boots again and gets its lease

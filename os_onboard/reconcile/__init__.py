@@ -1,0 +1,1 @@
+"""Keep OpenStack true after adoption: drift detection (report) and toleration."""

@@ -1,0 +1,136 @@
+"""Drift: what the hypervisors report vs. what OpenStack records (pure).
+
+Level-triggered: one comparison of two snapshots, no history needed. The
+records side is :class:`AdoptedServer` (plain data read from the cloud), the
+hypervisor side an :class:`~os_onboard.inventory.models.Inventory`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from os_onboard.inventory.models import HostStatus, Inventory, PowerState, Vm
+
+
+class DriftKind(StrEnum):
+    HOST_CHANGED = "host-changed"      # live-migrated out of band
+    POWER_CHANGED = "power-changed"    # shut down, started, paused, resumed out of band
+    NIC_ADDED = "nic-added"
+    NIC_REMOVED = "nic-removed"
+    IP_CHANGED = "ip-changed"
+    DISK_ADDED = "disk-added"
+    DISK_REMOVED = "disk-removed"
+    RESIZED = "resized"                # vCPUs or memory differ from the flavor
+    VM_GONE = "vm-gone"                # undefined or destroyed (no host has it)
+    NOT_ADOPTED = "not-adopted"        # a VM on a managed host OpenStack does not know
+
+
+@dataclass(frozen=True)
+class AdoptedServer:
+    """An adopted server as OpenStack records it."""
+
+    uuid: str
+    name: str
+    host: str                 # nova-compute service host
+    node: str | None
+    status: str               # ACTIVE, SHUTOFF, PAUSED, ...
+    vcpus: int
+    ram: int
+    ports: tuple[tuple[str, tuple[str, ...], str], ...] = ()  # (mac, ips, binding host)
+    volume_devices: tuple[str, ...] = ()  # guest device names of attached volumes
+
+
+@dataclass(frozen=True)
+class Drift:
+    kind: DriftKind
+    uuid: str
+    name: str
+    before: str
+    after: str
+    detail: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def line(self) -> str:
+        return f"{self.name}: {self.kind.value}: {self.before} -> {self.after}"
+
+
+#: Nova server status -> the power state the hypervisor should report.
+_EXPECTED_POWER = {"ACTIVE": PowerState.RUNNING, "SHUTOFF": PowerState.SHUTOFF,
+                   "PAUSED": PowerState.PAUSED}
+
+
+def find_drift(inventory: Inventory, servers: list[AdoptedServer],
+               hosts: dict[str, str]) -> list[Drift]:
+    """Every difference between the hypervisors and the adopted servers' records.
+
+    :param hosts: hypervisor hostname (as libvirt reports it) -> nova-compute host.
+    """
+    live: dict[str, tuple[str, Vm]] = {}
+    managed_hosts: set[str] = set()
+    reachable: set[str] = set()
+    for host in inventory.hosts:
+        hostname = host.host.hostname or ""
+        if host.status == HostStatus.OK:
+            reachable.add(hostname)
+        if hostname in hosts:
+            managed_hosts.add(hostname)
+        for vm in host.vms:
+            # A live VM wins over a leftover (shut off) definition on another host.
+            if vm.uuid not in live or vm.power_state == PowerState.RUNNING:
+                live[vm.uuid] = (hostname, vm)
+    drifts: list[Drift] = []
+    known = {s.uuid for s in servers}
+    for server in servers:
+        found = live.get(server.uuid)
+        if found is None:
+            if server.node in reachable:  # never call a VM gone from a host we could not read
+                drifts.append(Drift(DriftKind.VM_GONE, server.uuid, server.name,
+                                    f"on {server.host}", "on no host"))
+            continue
+        hostname, vm = found
+        drifts.extend(_compare(server, hostname, hosts.get(hostname, hostname), vm))
+    for uuid, (hostname, vm) in live.items():
+        if uuid not in known and hostname in managed_hosts:
+            drifts.append(Drift(DriftKind.NOT_ADOPTED, uuid, vm.name, "not in OpenStack",
+                                f"{vm.power_state} on {hostname}"))
+    return drifts
+
+
+def _compare(server: AdoptedServer, hostname: str, service_host: str, vm: Vm) -> list[Drift]:
+    out: list[Drift] = []
+    if vm.power_state == PowerState.RUNNING and server.node != hostname:
+        out.append(Drift(DriftKind.HOST_CHANGED, server.uuid, server.name,
+                         f"{server.host}/{server.node}", f"{service_host}/{hostname}",
+                         {"host": service_host, "node": hostname}))
+    expected = _EXPECTED_POWER.get(server.status)
+    if expected is not None and vm.power_state != expected:
+        out.append(Drift(DriftKind.POWER_CHANGED, server.uuid, server.name,
+                         f"{server.status} ({expected})", str(vm.power_state),
+                         {"power_state": str(vm.power_state)}))
+    if (vm.vcpus, vm.memory_mib) != (server.vcpus, server.ram):
+        out.append(Drift(DriftKind.RESIZED, server.uuid, server.name,
+                         f"{server.vcpus} vCPU {server.ram} MiB",
+                         f"{vm.vcpus} vCPU {vm.memory_mib} MiB",
+                         {"vcpus": vm.vcpus, "memory_mib": vm.memory_mib}))
+    recorded = {mac: ips for mac, ips, _ in server.ports}
+    actual = {n.mac.lower(): tuple(sorted(a.address for a in n.addresses
+                                          if not a.address.startswith("fe80")))
+              for n in vm.nics}
+    for mac in sorted(actual.keys() - recorded.keys()):
+        out.append(Drift(DriftKind.NIC_ADDED, server.uuid, server.name, "no port",
+                         f"NIC {mac}", {"mac": mac}))
+    for mac in sorted(recorded.keys() - actual.keys()):
+        out.append(Drift(DriftKind.NIC_REMOVED, server.uuid, server.name, f"port {mac}",
+                         "no NIC", {"mac": mac}))
+    for mac in sorted(actual.keys() & recorded.keys()):
+        # A NIC without a lease (shut off, or DHCP not renewed yet) is not a change.
+        if actual[mac] and tuple(sorted(recorded[mac])) != actual[mac]:
+            out.append(Drift(DriftKind.IP_CHANGED, server.uuid, server.name,
+                             ",".join(recorded[mac]) or "no IP", ",".join(actual[mac]),
+                             {"mac": mac}))
+    data_disks = {d.target for d in vm.disks if d.device in ("disk", "lun")} - {"vda"}
+    recorded_disks = {d.removeprefix("/dev/") for d in server.volume_devices}
+    for target in sorted(recorded_disks - data_disks):
+        out.append(Drift(DriftKind.DISK_REMOVED, server.uuid, server.name,
+                         f"volume at {target}", "no disk", {"target": target}))
+    return out

@@ -1,0 +1,31 @@
+"""The records side of drift: adopted servers as OpenStack holds them."""
+
+from __future__ import annotations
+
+from os_onboard.cloud.openstack import OpenStackCloud
+from os_onboard.plan.model import MARKER_KEY
+from os_onboard.reconcile.drift import AdoptedServer
+
+
+def adopted_servers(cloud: OpenStackCloud) -> list[AdoptedServer]:
+    """Every server carrying os-onboard's marker, with its ports and volumes.
+
+    Three list calls however many servers there are (servers, ports, volumes).
+    """
+    servers = {u: s for u, s in cloud.servers().items() if MARKER_KEY in s["metadata"]}
+    ports: dict[str, list[tuple[str, tuple[str, ...], str]]] = {}
+    for port in cloud.ports():
+        if port["device_id"] in servers:
+            ips = tuple(sorted(ip["ip_address"] for ip in port["fixed_ips"]))
+            ports.setdefault(port["device_id"], []).append((port["mac"], ips, port["host"]))
+    devices: dict[str, list[str]] = {}
+    for volume in cloud.volumes():
+        for attachment in volume.get("attachments") or []:
+            if attachment.get("server_id") in servers:
+                devices.setdefault(attachment["server_id"], []).append(
+                    attachment.get("device") or "")
+    return [AdoptedServer(uuid=u, name=s["name"], host=s["host"] or "", node=s["node"],
+                          status=s["status"], vcpus=s["vcpus"] or 0, ram=s["ram"] or 0,
+                          ports=tuple(ports.get(u, [])),
+                          volume_devices=tuple(devices.get(u, [])))
+            for u, s in servers.items()]

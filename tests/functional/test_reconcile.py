@@ -1,0 +1,164 @@
+"""Out-of-band changes to an adopted VM: drift reported, then tolerated.
+
+lab-vm1 is adopted, then live-migrated with plain virsh (``lab/lab migrate``)
+behind OpenStack's back. Under ``report`` nothing is written and the drift is
+listed; under ``tolerate`` Nova's instance record, the Placement allocation
+and the port binding follow the VM to host B - and Nova, at its defaults
+apart from a 20 s power-sync interval (the lab's), never stops or restarts
+the guest: its heartbeat runs without a gap through the migration, the
+reconcile and two of Nova's power-sync periods. Then back to A, and an
+out-of-band pause/resume. lab-vm1 is released at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.functional.lab import REPO, HeartbeatMonitor, virsh
+
+CLI = Path(sys.executable).parent / "os-onboard"
+VM = "lab-vm1"
+
+
+def _run(*cmd, env=None, check=True, timeout=300) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env,
+                            timeout=timeout, check=False)
+    if check:
+        assert result.returncode == 0, f"{cmd}: {result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def ctx(lab, tmp_path_factory) -> Iterator[dict]:
+    state = tmp_path_factory.mktemp("reconcile")
+    env = {**os.environ, **lab, "OS_ONBOARD_STATE_URL": f"sqlite:///{state}/state.db",
+           "OS_ONBOARD_INSTANCES_PATH": lab["LAB_NOVA_INSTANCES_PATH"], "OS_CLOUD": "lab-admin"}
+    context = {"lab": lab, "env": env}
+    _where_is(context)  # lab-vm1 must be running somewhere
+    uuid = virsh(context["uri"], "--readonly", "domuuid", VM).strip()
+    context["uuid"] = uuid
+    _onboard(context, "unmanage", uuid, "--host", lab["LAB_NOVA_HOST_A"])
+    if context["uri"] != lab["LAB_HOST_A_URI"]:
+        _migrate(context, "a")
+    _onboard(context, "discover", lab["LAB_HOST_A_URI"], lab["LAB_HOST_B_URI"])
+    _onboard(context, "plan", "--mapping", str(REPO / "lab" / "mapping.yaml"), "--vm", VM)
+    outcomes = json.loads(_onboard(context, "apply", "-f", "json").stdout)
+    assert [o["Status"] for o in outcomes] == ["adopted"], outcomes
+    yield context
+    _where_is(context)
+    if context["uri"] != lab["LAB_HOST_A_URI"]:
+        _migrate(context, "a")
+    _onboard(context, "unmanage", VM)
+
+
+def _onboard(ctx, *args) -> subprocess.CompletedProcess[str]:
+    return _run(CLI, *args, env=ctx["env"])
+
+
+def _openstack(ctx, *args):
+    out = _run(Path(ctx["lab"]["LAB_OPENSTACK_BIN"]) / "openstack", *args, "-f", "json",
+               env=ctx["env"]).stdout
+    return json.loads(out)
+
+
+def _where_is(ctx) -> str:
+    for key in ("LAB_HOST_A_URI", "LAB_HOST_B_URI"):
+        result = _run("virsh", "-c", ctx["lab"][key], "--readonly", "domstate", VM,
+                      check=False)
+        if result.returncode == 0 and result.stdout.strip() == "running":
+            ctx["uri"] = ctx["lab"][key]
+            return key
+    raise AssertionError(f"{VM} runs on no lab host")
+
+
+def _migrate(ctx, to: str) -> None:
+    _run(REPO / "lab" / "lab", "migrate", VM, "--to", to)
+    _where_is(ctx)
+
+
+def _reconcile(ctx, policy: str) -> list[dict]:
+    out = _onboard(ctx, "reconcile", ctx["lab"]["LAB_HOST_A_URI"], ctx["lab"]["LAB_HOST_B_URI"],
+                   "--policy", policy, "-f", "json").stdout
+    return [row for row in json.loads(out) if row["UUID"] == ctx["uuid"]]
+
+
+def _console(ctx) -> Path:
+    return Path(ctx["lab"]["LAB_CONSOLE_DIR"]) / f"{VM}-console.log"
+
+
+def _record(ctx) -> tuple[str, str, str, list[str]]:
+    """(server host, status, allocation provider, port binding hosts)."""
+    server = _openstack(ctx, "server", "show", ctx["uuid"])
+    allocations = _openstack(ctx, "resource", "provider", "allocation", "show", ctx["uuid"])
+    ports = _openstack(ctx, "port", "list", "--device-id", ctx["uuid"])
+    bindings = [_openstack(ctx, "port", "show", p["ID"])["binding_host_id"] for p in ports]
+    return (server["OS-EXT-SRV-ATTR:host"], server["status"],
+            allocations[0]["resource_provider"], bindings)
+
+
+def _provider(ctx, node: str) -> str:
+    [hyp] = [h for h in _openstack(ctx, "hypervisor", "list")
+             if h["Hypervisor Hostname"] == node]
+    return hyp["ID"]
+
+
+def test_out_of_band_migration_reported_then_tolerated(ctx):
+    lab = ctx["lab"]
+    host_a, host_b = lab["LAB_NOVA_HOST_A"], lab["LAB_NOVA_HOST_B"]
+    with HeartbeatMonitor(_console(ctx)) as beats:
+        beats.wait_for_beats(2, 30)
+        _migrate(ctx, "b")
+        assert ctx["uri"] == lab["LAB_HOST_B_URI"]
+
+        [drift] = _reconcile(ctx, "report")
+        assert (drift["Kind"], drift["Action"]) == ("host-changed", "reported"), drift
+        assert drift["Actual"] == f"{host_b}/{lab['LAB_HOST_B_HOSTNAME']}"
+        assert _record(ctx)[0] == host_a  # report wrote nothing
+
+        [drift] = _reconcile(ctx, "tolerate")
+        assert (drift["Kind"], drift["Action"]) == ("host-changed", "tolerated"), drift
+        host, status, provider, bindings = _record(ctx)
+        assert (host, status) == (host_b, "ACTIVE")
+        assert provider == _provider(ctx, lab["LAB_HOST_B_HOSTNAME"])
+        assert bindings == [host_b]
+        assert _reconcile(ctx, "tolerate") == []  # in sync now
+        # Nova's delayed STOPPED event on A (15 s) and two power-sync periods
+        # (lab: 20 s) pass: the guest keeps running on B and Nova keeps ACTIVE.
+        time.sleep(50)
+        assert virsh(lab["LAB_HOST_B_URI"], "--readonly", "domstate", VM).strip() == "running"
+        assert _record(ctx)[:2] == (host_b, "ACTIVE")
+        _migrate(ctx, "a")
+        [drift] = _reconcile(ctx, "tolerate")
+        assert drift["Action"] == "tolerated"
+        assert _record(ctx)[0] == host_a
+        time.sleep(5)
+    beats.assert_no_gap(max_interval=5.0)
+
+
+def test_out_of_band_pause_and_resume_are_tolerated(ctx):
+    uri = ctx["uri"]
+    virsh(uri, "suspend", VM)
+    try:
+        [drift] = _reconcile(ctx, "tolerate")
+        assert (drift["Kind"], drift["Action"]) == ("power-changed", "tolerated"), drift
+        assert _record(ctx)[1] == "PAUSED"
+    finally:
+        virsh(uri, "resume", VM)
+    [drift] = _reconcile(ctx, "tolerate")
+    assert (drift["Kind"], drift["Action"]) == ("power-changed", "tolerated"), drift
+    assert _record(ctx)[1] == "ACTIVE"
+
+
+def test_history_lists_what_was_seen_and_done(ctx):
+    rows = json.loads(_onboard(ctx, "history", VM, "-f", "json").stdout)
+    actions = {(r["Kind"], r["Action"]) for r in rows}
+    assert {("host-changed", "reported"), ("host-changed", "tolerated"),
+            ("power-changed", "tolerated")} <= actions, rows

@@ -1,0 +1,131 @@
+"""Drift detection (pure) and the per-kind policy parser."""
+
+import pytest
+
+from os_onboard.exceptions import ConfigError
+from os_onboard.inventory.models import (
+    AddressSource,
+    Disk,
+    Host,
+    HostInventory,
+    HostStatus,
+    Inventory,
+    IpAddress,
+    Nic,
+    PowerState,
+    Problem,
+    Severity,
+    Vm,
+)
+from os_onboard.reconcile.drift import AdoptedServer, DriftKind, find_drift
+from os_onboard.reconcile.tolerate import parse_policies
+
+UUID = "11111111-1111-4111-8111-111111111111"
+OTHER = "22222222-2222-4222-8222-222222222222"
+MAC, IP = "52:54:00:0b:01:01", "192.168.150.11"
+HOSTS = {"hv-a": "compute-a", "hv-b": "compute-b"}
+
+
+def vm(uuid=UUID, name="web1", state=PowerState.RUNNING, macs=((MAC, IP),), vcpus=1,
+       mem=96, disks=("vda",)) -> Vm:
+    return Vm(uuid=uuid, name=name, power_state=state, vcpus=vcpus, memory_mib=mem,
+              disks=[Disk(device="disk", target=t, source_kind="file", source=f"/d/{t}")
+                     for t in disks],
+              nics=[Nic(mac=m, source_kind="network", network="lab",
+                        addresses=[IpAddress(family="ipv4", address=ip,
+                                             source=AddressSource.DHCP_LEASE)] if ip else [])
+                    for m, ip in macs])
+
+
+def host(name, *vms) -> HostInventory:
+    return HostInventory(host=Host(uri=f"qemu+ssh://{name}/system", kind="libvirt",
+                                   hostname=name), vms=list(vms))
+
+
+def server(status="ACTIVE", node="hv-a", ports=((MAC, (IP,), "compute-a"),), vcpus=1,
+           ram=96, volumes=()) -> AdoptedServer:
+    return AdoptedServer(uuid=UUID, name="web1", host=HOSTS[node], node=node, status=status,
+                         vcpus=vcpus, ram=ram, ports=ports, volume_devices=volumes)
+
+
+def kinds(inventory, servers):
+    return [(d.kind, d.before, d.after) for d in find_drift(inventory, servers, HOSTS)]
+
+
+def test_in_sync_means_no_drift():
+    assert kinds(Inventory(hosts=[host("hv-a", vm()), host("hv-b")]), [server()]) == []
+
+
+def test_out_of_band_migration_is_host_changed_with_the_destination():
+    inventory = Inventory(hosts=[host("hv-a"), host("hv-b", vm())])
+    [drift] = find_drift(inventory, [server()], HOSTS)
+    assert drift.kind is DriftKind.HOST_CHANGED
+    assert drift.detail == {"host": "compute-b", "node": "hv-b"}
+    assert (drift.before, drift.after) == ("compute-a/hv-a", "compute-b/hv-b")
+
+
+def test_leftover_shut_off_definition_on_the_source_does_not_hide_the_move():
+    inventory = Inventory(hosts=[host("hv-a", vm(state=PowerState.SHUTOFF)),
+                                 host("hv-b", vm())])
+    assert [k for k, *_ in kinds(inventory, [server()])] == [DriftKind.HOST_CHANGED]
+
+
+@pytest.mark.parametrize(("status", "actual"), [
+    ("ACTIVE", PowerState.SHUTOFF), ("ACTIVE", PowerState.PAUSED),
+    ("SHUTOFF", PowerState.RUNNING), ("PAUSED", PowerState.RUNNING)])
+def test_power_changes(status, actual):
+    inventory = Inventory(hosts=[host("hv-a", vm(state=actual))])
+    found = [k for k in kinds(inventory, [server(status=status)])
+             if k[0] is DriftKind.POWER_CHANGED]
+    assert found == [(DriftKind.POWER_CHANGED, f"{status} ({_expected(status)})", str(actual))]
+
+
+def _expected(status):
+    return {"ACTIVE": "running", "SHUTOFF": "shutoff", "PAUSED": "paused"}[status]
+
+
+def test_nic_added_removed_and_ip_changed():
+    inventory = Inventory(hosts=[host("hv-a", vm(macs=((MAC, "192.168.150.99"),
+                                                       ("52:54:00:0b:01:02", None))))])
+    ports = ((MAC, (IP,), "compute-a"), ("52:54:00:0b:09:09", (), "compute-a"))
+    found = {k for k, *_ in kinds(inventory, [server(ports=ports)])}
+    assert found == {DriftKind.NIC_ADDED, DriftKind.NIC_REMOVED, DriftKind.IP_CHANGED}
+
+
+def test_a_nic_without_a_lease_is_not_an_ip_change():
+    inventory = Inventory(hosts=[host("hv-a", vm(macs=((MAC, None),)))])
+    assert kinds(inventory, [server()]) == []
+
+
+def test_resize_and_disk_removed():
+    inventory = Inventory(hosts=[host("hv-a", vm(vcpus=2, mem=128))])
+    found = {k for k, *_ in kinds(inventory, [server(volumes=("/dev/vdb",))])}
+    assert found == {DriftKind.RESIZED, DriftKind.DISK_REMOVED}
+
+
+def test_vm_gone_only_when_its_host_was_read():
+    gone = Inventory(hosts=[host("hv-a"), host("hv-b")])
+    assert [k for k, *_ in kinds(gone, [server()])] == [DriftKind.VM_GONE]
+    dead = host("hv-a").model_copy(update={"status": HostStatus.UNREACHABLE, "problems": [
+        Problem(severity=Severity.ERROR, code="host-unreachable", message="no answer",
+                host="qemu+ssh://hv-a/system")]})
+    unreadable = Inventory(hosts=[dead, host("hv-b")])
+    assert kinds(unreadable, [server()]) == []
+
+
+def test_a_vm_on_a_managed_host_that_openstack_does_not_know():
+    inventory = Inventory(hosts=[host("hv-a", vm(), vm(uuid=OTHER, name="new1"))])
+    assert kinds(inventory, [server()]) == [
+        (DriftKind.NOT_ADOPTED, "not in OpenStack", "running on hv-a")]
+
+
+def test_policies_per_kind():
+    policies = parse_policies("tolerate", ["power-changed=report"])
+    assert policies[DriftKind.HOST_CHANGED] == "tolerate"
+    assert policies[DriftKind.POWER_CHANGED] == "report"
+    with pytest.raises(ConfigError, match="kind must be one of"):
+        parse_policies("report", ["teleported=tolerate"])
+    with pytest.raises(ConfigError, match="policy must be one of"):
+        parse_policies("report", ["vm-gone=delete"])
+    with pytest.raises(ConfigError):
+        parse_policies("ignore", [])
