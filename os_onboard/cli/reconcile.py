@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from cliff.command import Command
 from cliff.lister import Lister
 
 from os_onboard.cli.adoption import add_cloud_options, cloud
@@ -12,6 +16,7 @@ from os_onboard.cli.common import state_store, with_epilog
 from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import ConfigError
 from os_onboard.reconcile.drift import find_drift
+from os_onboard.reconcile.loop import watch
 from os_onboard.reconcile.records import adopted_servers
 from os_onboard.reconcile.tolerate import POLICIES, Tolerator, parse_policies
 from os_onboard.state.journal import AuditEntry, AuditLog
@@ -103,6 +108,40 @@ class Reconcile(Lister):
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
         policies = parse_policies(parsed_args.policy, parsed_args.kind_policy)
         return COLUMNS, _pass(self.app, parsed_args, policies, "reconcile pass")
+
+
+class Watch(Command):
+    """Reconcile continuously: on every hypervisor event, and periodically."""
+
+    auth_required = False
+
+    def get_parser(self, prog_name: str) -> Any:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("uris", nargs="*", metavar="URI", help="hypervisor URIs")
+        parser.add_argument("--policy", choices=POLICIES, default="report")
+        parser.add_argument("--kind-policy", action="append", default=[],
+                            metavar="KIND=POLICY")
+        parser.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
+                            help="periodic full pass (default 60 s); events wake it sooner")
+        add_cloud_options(parser)
+        return with_epilog(parser, EPILOG)
+
+    def take_action(self, parsed_args: Any) -> int:
+        policies = parse_policies(parsed_args.policy, parsed_args.kind_policy)
+        uris = _hosts(self.app, parsed_args.uris)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+
+        def one_pass(cause: str) -> None:
+            for row in _pass(self.app, parsed_args, policies, cause):
+                print(" | ".join(str(c) for c in (row[0], row[2], row[3], "->", row[4],
+                                                  row[5], row[6])), flush=True)
+
+        print(f"watching {len(uris)} host(s), policy {parsed_args.policy}, "
+              f"full pass every {parsed_args.interval:.0f} s", file=sys.stderr, flush=True)
+        watch(uris, one_pass, stop, interval=parsed_args.interval)
+        return 0
 
 
 class History(Lister):

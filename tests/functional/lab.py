@@ -8,10 +8,12 @@ same domain and the guest's heartbeat never stopped.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -150,3 +152,27 @@ def undisturbed(guests: list[tuple[str, str]], console_log) -> Iterator[None]:
         witness.assert_undisturbed()
     for monitor in monitors:
         monitor.assert_no_gap()
+
+
+def ensure_nova_compute_on_a(lab: dict[str, str], timeout: float = 240) -> None:
+    """Host A's nova-compute runs and reports (on a fresh lab it waits for
+    ``os-onboard prepare-host``, which is idempotent: run it, then start it)."""
+    cli = Path(sys.executable).parent / "os-onboard"
+    subprocess.run([cli, "prepare-host", "--host", lab["LAB_NOVA_HOST_A"], "--state-path",
+                    lab["LAB_NOVA_STATE_PATH_A"], "--nova-python",
+                    str(Path(lab["LAB_OPENSTACK_BIN"]) / "python"), "--nova-config",
+                    lab["LAB_NOVA_CONF"]], capture_output=True, text=True, timeout=180,
+                   check=True)
+    subprocess.run([REPO / "lab" / "lab", "compute-start", "a"], capture_output=True,
+                   text=True, timeout=300, check=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run([Path(lab["LAB_OPENSTACK_BIN"]) / "openstack", "--os-cloud",
+                              "lab-admin", "compute", "service", "list", "--service",
+                              "nova-compute", "-f", "json"], capture_output=True, text=True,
+                             timeout=120, check=False).stdout
+        if any(s.get("Host") == lab["LAB_NOVA_HOST_A"] and s.get("State") == "up"
+               for s in json.loads(out or "[]")):
+            return
+        assert time.monotonic() < deadline, "nova-compute on host A does not report up"
+        time.sleep(3)

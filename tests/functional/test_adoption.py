@@ -32,7 +32,14 @@ from pathlib import Path
 import pytest
 
 from os_onboard.hostside import persistent, renamemap
-from tests.functional.lab import REPO, HeartbeatMonitor, qemu_pid, undisturbed, virsh
+from tests.functional.lab import (
+    REPO,
+    HeartbeatMonitor,
+    ensure_nova_compute_on_a,
+    qemu_pid,
+    undisturbed,
+    virsh,
+)
 
 CLI = Path(sys.executable).parent / "os-onboard"
 SCRATCH = "lab-ad1"
@@ -182,6 +189,7 @@ def ctx(lab, tmp_path_factory) -> Iterator[dict]:
                OS_ONBOARD_INSTANCES_PATH=lab["LAB_NOVA_INSTANCES_PATH"],
                OS_CLOUD="lab-admin")
     context = {"lab": lab, "env": env, "state": state, "uuids": {}}
+    ensure_nova_compute_on_a(lab)  # on a fresh lab, host A's nova-compute waits for this
     config_dirs = lab["OS_ONBOARD_LIBVIRT_CONFIG_DIRS"].split(":")
     _onboard(context, "install-hook", *[a for d in config_dirs
                                          for a in ("--libvirt-config-dir", d)])
@@ -458,8 +466,15 @@ def test_nova_compute_restart_leaves_adopted_guests_alone(ctx):
 
 
 def test_nova_manages_an_adopted_vm(ctx):
-    """Pause/unpause, stop/start (Nova rebuilds the domain from its records) and a
-    live migration through Nova, on the scratch guest."""
+    """Pause/unpause, a live migration through Nova (A -> B) and stop/start (Nova
+    rebuilds the domain from its records), on the scratch guest.
+
+    Only A -> B: the lab's two hosts share one network namespace, and once
+    Nova has wired a NIC (tap named after the port) the same tap name cannot
+    be created on the other "host" while the source still holds it. The
+    adopted guest still has libvirt's own tap names (vnetN) before Nova's
+    first migration, so that one works; a second one would not, here.
+    """
     lab, uuid = ctx["lab"], ctx["uuids"][SCRATCH]
     pid = qemu_pid(SCRATCH)
     _openstack(ctx, "server", "pause", uuid)
@@ -468,6 +483,23 @@ def test_nova_manages_an_adopted_vm(ctx):
     _openstack(ctx, "server", "unpause", uuid)
     _wait_status(ctx, uuid, "ACTIVE")
     assert qemu_pid(SCRATCH) == pid  # pause is not a restart
+
+    with HeartbeatMonitor(ctx["scratch_console"]) as beats:
+        beats.wait_for_beats(2, 30)
+        _openstack(ctx, "server", "migrate", "--live-migration", "--host",
+                   lab["LAB_NOVA_HOST_B"], uuid)
+        deadline = time.monotonic() + 180
+        while True:
+            server = _server(ctx, uuid)
+            if server["OS-EXT-SRV-ATTR:host"] == lab["LAB_NOVA_HOST_B"] and not server.get(
+                    "OS-EXT-STS:task_state") and server["status"] == "ACTIVE":
+                break
+            assert server["status"] != "ERROR", server.get("fault")
+            assert time.monotonic() < deadline, f"live migration to B: {server}"
+            time.sleep(2)
+        time.sleep(4)
+    beats.assert_no_gap(max_interval=5.0)
+    assert _where(ctx, uuid)[0] == lab["LAB_HOST_B_URI"]
 
     _openstack(ctx, "server", "stop", uuid)
     _wait_status(ctx, uuid, "SHUTOFF")
@@ -488,25 +520,6 @@ def test_nova_manages_an_adopted_vm(ctx):
     with HeartbeatMonitor(instance_dir / "console.log") as beats:
         beats.wait_for_beats(3, 90)  # the same guest boots again and gets its lease
     _wait_lease(ctx, SCRATCH_MAC)
-
-    # Live migration through Nova, A -> B and back; heartbeat without a gap.
-    for target in (lab["LAB_NOVA_HOST_B"], lab["LAB_NOVA_HOST_A"]):
-        with HeartbeatMonitor(instance_dir / "console.log") as beats:
-            beats.wait_for_beats(2, 30)
-            _openstack(ctx, "server", "migrate", "--live-migration", "--host", target, uuid)
-            deadline = time.monotonic() + 180
-            while True:
-                server = _server(ctx, uuid)
-                if server["OS-EXT-SRV-ATTR:host"] == target and not server.get(
-                        "OS-EXT-STS:task_state") and server["status"] == "ACTIVE":
-                    break
-                assert server["status"] != "ERROR", server.get("fault")
-                assert time.monotonic() < deadline, f"live migration to {target}: {server}"
-                time.sleep(2)
-            time.sleep(4)
-        beats.assert_no_gap(max_interval=5.0)
-        assert _where(ctx, uuid)[0] == (lab["LAB_HOST_B_URI"] if target == lab[
-            "LAB_NOVA_HOST_B"] else lab["LAB_HOST_A_URI"])
 
 
 def test_placement_down_mid_apply_is_a_clear_error_and_resumable(ctx):
@@ -533,7 +546,8 @@ def test_placement_down_mid_apply_is_a_clear_error_and_resumable(ctx):
 
 def test_unmanage_purges_and_readopt_works(ctx):
     lab = ctx["lab"]
-    with undisturbed([(u, n) for u, n in _running(ctx) if n != SCRATCH], _console(ctx)):
+    guests = [(_lab_host(ctx, n), n) for n in lab["LAB_RUNNING_GUESTS"].split()]
+    with undisturbed(guests, _console(ctx)):
         uuids = [ctx["uuids"][n] for n in lab["LAB_GUESTS"].split()]
         result = _onboard(ctx, "unmanage", *lab["LAB_GUESTS"].split(), "-f", "json")
         assert {r["Status"] for r in json.loads(result.stdout)} == {"released"}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.lab import REPO, HeartbeatMonitor, virsh
+from tests.functional.lab import REPO, HeartbeatMonitor, ensure_nova_compute_on_a, virsh
 
 CLI = Path(sys.executable).parent / "os-onboard"
 VM = "lab-vm1"
@@ -42,6 +42,7 @@ def ctx(lab, tmp_path_factory) -> Iterator[dict]:
     env = {**os.environ, **lab, "OS_ONBOARD_STATE_URL": f"sqlite:///{state}/state.db",
            "OS_ONBOARD_INSTANCES_PATH": lab["LAB_NOVA_INSTANCES_PATH"], "OS_CLOUD": "lab-admin"}
     context = {"lab": lab, "env": env}
+    ensure_nova_compute_on_a(lab)  # on a fresh lab, host A's nova-compute waits for this
     _where_is(context)  # lab-vm1 must be running somewhere
     uuid = virsh(context["uri"], "--readonly", "domuuid", VM).strip()
     context["uuid"] = uuid
@@ -162,3 +163,43 @@ def test_history_lists_what_was_seen_and_done(ctx):
     actions = {(r["Kind"], r["Action"]) for r in rows}
     assert {("host-changed", "reported"), ("host-changed", "tolerated"),
             ("power-changed", "tolerated")} <= actions, rows
+
+
+def _server_host(ctx) -> str:
+    return _openstack(ctx, "server", "show", ctx["uuid"])["OS-EXT-SRV-ATTR:host"]
+
+
+def test_watch_follows_a_migration_from_the_event_and_survives_kill_9(ctx):
+    """The periodic pass is set to 10 min: following within it means the libvirt
+    event woke the watcher. Killed with -9 while the VM is away, a new watcher
+    brings the records back in line on its first pass."""
+    lab = ctx["lab"]
+    cmd = [str(CLI), "watch", lab["LAB_HOST_A_URI"], lab["LAB_HOST_B_URI"], "--policy",
+           "tolerate", "--interval", "600"]
+    watcher = subprocess.Popen(cmd, env=ctx["env"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(8)  # its first pass (nothing to do) and its event connections
+        with HeartbeatMonitor(_console(ctx)) as beats:
+            beats.wait_for_beats(2, 30)
+            _migrate(ctx, "b")
+            deadline = time.monotonic() + 120
+            while _server_host(ctx) != lab["LAB_NOVA_HOST_B"]:
+                assert watcher.poll() is None, watcher.communicate()
+                assert time.monotonic() < deadline, "watch did not follow the migration"
+                time.sleep(0.5)
+            watcher.kill()  # kill -9 while nothing is pending
+            watcher.wait()
+            _migrate(ctx, "a")  # nobody watches this one
+            watcher = subprocess.Popen(cmd, env=ctx["env"], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 120
+            while _server_host(ctx) != lab["LAB_NOVA_HOST_A"]:
+                assert watcher.poll() is None, watcher.communicate()
+                assert time.monotonic() < deadline, "restarted watch did not catch up"
+                time.sleep(0.5)
+            time.sleep(3)
+        beats.assert_no_gap(max_interval=5.0)
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)
