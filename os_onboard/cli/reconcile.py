@@ -72,6 +72,18 @@ def _pass(app: Any, parsed_args: Any, policies: dict | None, cause: str) -> list
     return rows
 
 
+def _common_options(parser: Any, policies: bool = True) -> Any:
+    parser.add_argument("uris", nargs="*", metavar="URI",
+                        help="hypervisor URIs (default: the newest snapshot's hosts)")
+    if policies:
+        parser.add_argument("--policy", choices=POLICIES, default="report",
+                            help="for every kind of drift (default: report)")
+        parser.add_argument("--kind-policy", action="append", default=[],
+                            metavar="KIND=POLICY", help="override for one kind; repeatable")
+    add_cloud_options(parser)
+    return with_epilog(parser, EPILOG)
+
+
 COLUMNS = ("VM", "UUID", "Kind", "Recorded", "Actual", "Action", "Detail")
 
 
@@ -81,10 +93,7 @@ class Drift(Lister):
     auth_required = False
 
     def get_parser(self, prog_name: str) -> Any:
-        parser = super().get_parser(prog_name)
-        parser.add_argument("uris", nargs="*", metavar="URI", help="hypervisor URIs")
-        add_cloud_options(parser)
-        return with_epilog(parser, EPILOG)
+        return _common_options(super().get_parser(prog_name), policies=False)
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
         return COLUMNS, _pass(self.app, parsed_args, None, "drift command")
@@ -96,14 +105,7 @@ class Reconcile(Lister):
     auth_required = False
 
     def get_parser(self, prog_name: str) -> Any:
-        parser = super().get_parser(prog_name)
-        parser.add_argument("uris", nargs="*", metavar="URI", help="hypervisor URIs")
-        parser.add_argument("--policy", choices=POLICIES, default="report",
-                            help="for every kind of drift (default: report)")
-        parser.add_argument("--kind-policy", action="append", default=[],
-                            metavar="KIND=POLICY", help="override for one kind; repeatable")
-        add_cloud_options(parser)
-        return with_epilog(parser, EPILOG)
+        return _common_options(super().get_parser(prog_name))
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
         policies = parse_policies(parsed_args.policy, parsed_args.kind_policy)
@@ -116,15 +118,10 @@ class Watch(Command):
     auth_required = False
 
     def get_parser(self, prog_name: str) -> Any:
-        parser = super().get_parser(prog_name)
-        parser.add_argument("uris", nargs="*", metavar="URI", help="hypervisor URIs")
-        parser.add_argument("--policy", choices=POLICIES, default="report")
-        parser.add_argument("--kind-policy", action="append", default=[],
-                            metavar="KIND=POLICY")
+        parser = _common_options(super().get_parser(prog_name))
         parser.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
                             help="periodic full pass (default 60 s); events wake it sooner")
-        add_cloud_options(parser)
-        return with_epilog(parser, EPILOG)
+        return parser
 
     def take_action(self, parsed_args: Any) -> int:
         policies = parse_policies(parsed_args.policy, parsed_args.kind_policy)

@@ -66,3 +66,14 @@ def run_batch(handler: Callable[[dict], dict], args: argparse.Namespace,
         results = list(pool.map(one, items))
     print(json.dumps(results))
     return 0
+
+
+def serve(prog: str, doc: str, handler: Callable[..., dict], argv: list[str] | None,
+          workers: int = 1) -> int:
+    """The whole ``main`` of a batch helper: config, Nova's objects, one item at a time.
+
+    ``handler(item, conf, context, objects)`` handles one item.
+    """
+    args = parser(prog, doc).parse_args(sys.argv[1:] if argv is None else argv)
+    conf, context, objects = boot(args.config_file)
+    return run_batch(lambda item: handler(item, conf, context, objects), args, workers)

@@ -144,10 +144,7 @@ def _ensure_request_spec(ctxt: Any, objects: Any, instance: Any, flavor: Any,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _common.parser("os_onboard_nova.adopt", __doc__).parse_args(
-        sys.argv[1:] if argv is None else argv)
-    conf, context, objects = _common.boot(args.config_file)
-    return _common.run_batch(lambda item: adopt(item, conf, context, objects), args)
+    return _common.serve("os_onboard_nova.adopt", __doc__, adopt, argv)
 
 
 if __name__ == "__main__":

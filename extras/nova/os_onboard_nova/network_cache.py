@@ -32,11 +32,10 @@ def refresh(item: dict, context: Any, objects: Any) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _common.parser("os_onboard_nova.network_cache", __doc__).parse_args(
-        sys.argv[1:] if argv is None else argv)
-    _conf, context, objects = _common.boot(args.config_file)
     # Each refresh mostly waits on Neutron (about eight requests per VM).
-    return _common.run_batch(lambda item: refresh(item, context, objects), args, workers=4)
+    return _common.serve("os_onboard_nova.network_cache", __doc__,
+                         lambda item, _conf, context, objects: refresh(item, context, objects),
+                         argv, workers=4)
 
 
 if __name__ == "__main__":

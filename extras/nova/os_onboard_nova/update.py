@@ -52,10 +52,9 @@ def update(item: dict, context: Any, objects: Any) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _common.parser("os_onboard_nova.update", __doc__).parse_args(
-        sys.argv[1:] if argv is None else argv)
-    _conf, context, objects = _common.boot(args.config_file)
-    return _common.run_batch(lambda item: update(item, context, objects), args)
+    return _common.serve("os_onboard_nova.update", __doc__,
+                         lambda item, _conf, context, objects: update(item, context, objects),
+                         argv)
 
 
 if __name__ == "__main__":
