@@ -79,6 +79,25 @@ def _message(response: Any) -> str:
     return f"HTTP {response.status_code}: {str(body)[:200]}"
 
 
+class _Rest:
+    """A service proxy's raw REST calls, with connection errors translated.
+
+    Status codes are left to the caller (:func:`_json`); a refused or timed
+    out connection becomes a :class:`TemporaryCloudError` here.
+    """
+
+    def __init__(self, connection: Any, service: str) -> None:
+        self._connection, self._service = connection, service
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        def call(url: str, *args: Any, **kwargs: Any) -> Any:
+            # The proxy itself is made on first use (version discovery), so
+            # "service down" may surface there too.
+            return _call(f"{self._service} {method.upper()} {url}", lambda: getattr(
+                getattr(self._connection, self._service), method)(url, *args, **kwargs))
+        return call
+
+
 class OpenStackCloud:
     """One authenticated connection to a cloud (admin credentials expected)."""
 
@@ -87,6 +106,9 @@ class OpenStackCloud:
         self._conn = connection or _call(
             f"cannot connect to cloud {cloud or '(OS_CLOUD)'}",
             lambda: openstack.connect(cloud=cloud))
+
+    def _rest(self, service: str) -> _Rest:
+        return _Rest(self._conn, service)
 
     # -- Keystone ------------------------------------------------------------
     def project_id(self, name_or_id: str) -> str | None:
@@ -169,7 +191,7 @@ class OpenStackCloud:
         event = {"name": name, "server_uuid": uuid}
         if tag:
             event["tag"] = tag
-        _json("server external event", self._conn.compute.post(
+        _json("server external event", self._rest("compute").post(
             "/os-server-external-events", json={"events": [event]}))
 
     # -- Glance --------------------------------------------------------------
@@ -260,7 +282,7 @@ class OpenStackCloud:
 
     # -- Cinder ----------------------------------------------------------------
     def volume(self, volume_id: str) -> dict | None:
-        response = self._conn.block_storage.get(f"/volumes/{volume_id}",
+        response = self._rest("block_storage").get(f"/volumes/{volume_id}",
                                                 microversion=CINDER_ATTACHMENTS)
         if response.status_code == 404:
             return None
@@ -268,7 +290,7 @@ class OpenStackCloud:
 
     def volumes(self, **filters: Any) -> list[dict]:
         params = {"all_tenants": 1, **filters}
-        response = self._conn.block_storage.get("/volumes/detail", params=params,
+        response = self._rest("block_storage").get("/volumes/detail", params=params,
                                                 microversion=CINDER_ATTACHMENTS)
         return _json("list volumes", response)["volumes"]
 
@@ -276,7 +298,7 @@ class OpenStackCloud:
                       bootable: bool = False) -> dict:
         body = {"volume": {"host": host, "ref": ref, "name": name, "metadata": metadata,
                            "bootable": bootable}}
-        response = self._conn.block_storage.post("/manageable_volumes", json=body,
+        response = self._rest("block_storage").post("/manageable_volumes", json=body,
                                                  microversion=CINDER_MANAGE)
         return _json(f"manage {ref} on {host}", response)["volume"]
 
@@ -301,19 +323,19 @@ class OpenStackCloud:
     def create_attachment(self, volume_id: str, instance_uuid: str, connector: dict) -> dict:
         body = {"attachment": {"volume_uuid": volume_id, "instance_uuid": instance_uuid,
                                "connector": connector}}
-        response = self._conn.block_storage.post("/attachments", json=body,
+        response = self._rest("block_storage").post("/attachments", json=body,
                                                  microversion=CINDER_ATTACHMENTS)
         attachment = _json(f"attach volume {volume_id}", response)["attachment"]
         return attachment
 
     def complete_attachment(self, attachment_id: str) -> None:
-        response = self._conn.block_storage.post(
+        response = self._rest("block_storage").post(
             f"/attachments/{attachment_id}/action", json={"os-complete": None},
             microversion=CINDER_ATTACHMENTS)
         _json(f"complete attachment {attachment_id}", response)
 
     def attachments(self, volume_id: str) -> list[dict]:
-        response = self._conn.block_storage.get(
+        response = self._rest("block_storage").get(
             "/attachments/detail", params={"volume_id": volume_id, "all_tenants": 1},
             microversion=CINDER_ATTACHMENTS)
         return _json(f"attachments of {volume_id}", response)["attachments"]
@@ -327,12 +349,12 @@ class OpenStackCloud:
         down the export a running guest still uses.
         """
         body = {"os-reset_status": {"status": "available", "attach_status": "detached"}}
-        response = self._conn.block_storage.post(f"/volumes/{volume_id}/action", json=body,
+        response = self._rest("block_storage").post(f"/volumes/{volume_id}/action", json=body,
                                                  microversion=CINDER_ATTACHMENTS)
         _json(f"reset volume {volume_id}", response)
 
     def unmanage_volume(self, volume_id: str) -> None:
-        response = self._conn.block_storage.post(f"/volumes/{volume_id}/action",
+        response = self._rest("block_storage").post(f"/volumes/{volume_id}/action",
                                                  json={"os-unmanage": {}},
                                                  microversion=CINDER_ATTACHMENTS)
         if response.status_code != 404:
@@ -340,7 +362,7 @@ class OpenStackCloud:
 
     # -- Placement -------------------------------------------------------------
     def allocations(self, consumer: str) -> dict:
-        response = self._conn.placement.get(f"/allocations/{consumer}",
+        response = self._rest("placement").get(f"/allocations/{consumer}",
                                             microversion=PLACEMENT_ALLOCATIONS)
         return _json(f"allocations of {consumer}", response)
 
@@ -349,12 +371,12 @@ class OpenStackCloud:
         body = {"allocations": {provider: {"resources": resources}},
                 "consumer_generation": generation, "project_id": project_id,
                 "user_id": user_id, "consumer_type": "INSTANCE"}
-        response = self._conn.placement.put(f"/allocations/{consumer}", json=body,
+        response = self._rest("placement").put(f"/allocations/{consumer}", json=body,
                                             microversion=PLACEMENT_ALLOCATIONS)
         _json(f"allocate {consumer}", response)
 
     def delete_allocations(self, consumer: str) -> None:
-        response = self._conn.placement.delete(f"/allocations/{consumer}",
+        response = self._rest("placement").delete(f"/allocations/{consumer}",
                                                microversion=PLACEMENT_ALLOCATIONS)
         if response.status_code != 404:
             _json(f"delete allocations of {consumer}", response)
