@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from os_onboard.discovery.loader import driver_for
@@ -57,7 +58,12 @@ def watch(uris: Iterable[str], run_pass: Callable[[str], object], stop: threadin
         except OnboardError as exc:  # e.g. OpenStack down: the next pass retries
             LOG.warning("reconcile pass failed (%s); retrying in %.0f s", exc, interval)
         passes += 1
-        if woken.wait(interval):
+        deadline = time.monotonic() + interval
+        while not (stop.is_set() or woken.is_set()) and time.monotonic() < deadline:
+            woken.wait(0.5)  # short waits: a stop request is seen within half a second
+        if stop.is_set():
+            break
+        if woken.is_set():
             stop.wait(settle)
             with lock:
                 cause = "event: " + "; ".join(dict.fromkeys(causes))[:200]

@@ -522,6 +522,19 @@ def test_nova_manages_an_adopted_vm(ctx):
         beats.wait_for_beats(3, 90)  # the same guest boots again and gets its lease
     _wait_lease(ctx, SCRATCH_MAC)
 
+    # Soft reboot: the guest answers the ACPI power button, Nova starts it again
+    # from its records.
+    log = instance_dir / "console.log"
+    boots = log.read_text(errors="replace").count("LAB-BOOT")
+    _openstack(ctx, "server", "reboot", "--soft", uuid)
+    deadline = time.monotonic() + 180
+    while log.read_text(errors="replace").count("LAB-BOOT") <= boots:
+        assert time.monotonic() < deadline, "no new boot after the soft reboot"
+        time.sleep(1)
+    _wait_status(ctx, uuid, "ACTIVE")
+    with HeartbeatMonitor(log) as beats:
+        beats.wait_for_beats(2, 60)
+
 
 def test_placement_down_mid_apply_is_a_clear_error_and_resumable(ctx):
     lab, uuid = ctx["lab"], ctx["uuids"]["lab-vm1"]
