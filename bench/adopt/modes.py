@@ -106,7 +106,7 @@ def run_ours(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         plan_id, plan = make_plan(args, cloud, store)
         plan_s = time.perf_counter() - t0
-        options = ApplyOptions(parallel=args.parallel, instances_path=args.instances_path)
+        options = ApplyOptions(parallel=args.parallel)
         env = ex.ApplyEnv(cloud=cloud, instances_path=args.instances_path)
         t1 = time.perf_counter()
         try:

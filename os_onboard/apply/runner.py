@@ -57,7 +57,6 @@ class VmOutcome:
 @dataclass
 class ApplyOptions:
     parallel: int = 4
-    instances_path: str | None = None
     nova_python: str | None = None
     nova_config: list[str] = field(default_factory=list)
     check_fingerprint: bool = True
@@ -110,12 +109,15 @@ class Applier:
     def run(self) -> list[VmOutcome]:
         first_run = not self.journal.started(self.plan_id)
         self._steps = self.journal.steps(self.plan_id)
-        view = CloudView(hypervisors=self.env.cloud.hypervisors())
+        check = first_run and self.options.check_fingerprint
+        # One read of OpenStack's state: all of it when the plan's basis is checked.
+        view = (CloudView.read(self.env.cloud, set(), set()) if check
+                else CloudView(hypervisors=self.env.cloud.hypervisors()))
         self.env.hypervisors = {h["node"]: h for h in view.hypervisors}
         self.env.default_user_id = self.env.cloud.current_ids()[1]
-        if first_run and self.options.check_fingerprint:
+        if check:
             scope = Scope.from_dict(self.plan.basis) if self.plan.basis else None
-            current = CloudView.read(self.env.cloud, set(), set()).fingerprint(scope)
+            current = view.fingerprint(scope)
             if current != self.plan.cloud_fingerprint:
                 raise StalePlanError(
                     f"plan {self.plan_id} is stale: OpenStack changed since it was made "

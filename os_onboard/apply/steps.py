@@ -18,7 +18,7 @@ from typing import Any
 from os_onboard.cloud.nova_helper import run_cinder_helper
 from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.exceptions import CloudError, ConfigError, NovaHelperError
-from os_onboard.plan.model import MARKER_KEY, Step, VmPlan
+from os_onboard.plan.model import MARKER_KEY, Step, StepKind, VmPlan
 
 #: Volume metadata key naming the disk a volume was adopted from.
 DISK_KEY = "os-onboard:disk"
@@ -167,12 +167,12 @@ def _finish_volume(volume_id: str, project_id: str | None, user_id: str) -> None
 
 
 def vm_project(vm: VmPlan) -> str | None:
-    server = next((s for s in vm.steps if s.kind.value == "server"), None)
+    server = next((s for s in vm.steps if s.kind is StepKind.SERVER), None)
     return server.params["project_id"] if server else None
 
 
 def vm_user(env: ApplyEnv, vm: VmPlan) -> str:
-    server = next((s for s in vm.steps if s.kind.value == "server"), None)
+    server = next((s for s in vm.steps if s.kind is StepKind.SERVER), None)
     return (server.params["user_id"] if server else None) or env.default_user_id
 
 
@@ -243,7 +243,7 @@ def server_item(env: ApplyEnv, vm: VmPlan, step: Step, results: dict[str, dict],
                      "disk_bus": p["system_metadata"].get("image_hw_disk_bus"),
                      "delete_on_termination": True})
     for s in vm.steps:
-        if s.kind.value == "volume":
+        if s.kind is StepKind.VOLUME:
             r = results[s.key]
             bdms.append({"source_type": "volume", "destination_type": "volume",
                          "boot_index": 0 if s.params["boot"] else None,
@@ -253,7 +253,7 @@ def server_item(env: ApplyEnv, vm: VmPlan, step: Step, results: dict[str, dict],
                          "connection_info": r["connection_info"],
                          "volume_size": r["size_gib"], "delete_on_termination": False})
     ports = [{"id": results[s.key]["port_id"], "mac": s.params["mac"]}
-             for s in vm.steps if s.kind.value == "port"]
+             for s in vm.steps if s.kind is StepKind.PORT]
     return {"uuid": vm.uuid, "name": p["name"], "host": vm.host, "node": vm.node,
             "project_id": p["project_id"], "user_id": p["user_id"] or env.default_user_id,
             "flavor_id": flavor["id"], "image_ref": images["image"] or "",

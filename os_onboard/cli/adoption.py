@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from typing import Any
 
 import yaml
@@ -17,7 +18,7 @@ from os_onboard.cli.common import state_store, with_epilog
 from os_onboard.cli.progress import ProgressBar
 from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.discovery.runner import discover_hosts
-from os_onboard.exceptions import ConfigError
+from os_onboard.exceptions import ConfigError, StateStoreError
 from os_onboard.hostside import renamemap
 from os_onboard.mapping.model import load_mapping
 from os_onboard.plan.builder import build_plan
@@ -134,9 +135,8 @@ class MakePlan(Command):
         store = state_store(self.app)
         snapshot_id, inventory = store.load_snapshot(parsed_args.snapshot)
         mapping = load_mapping(parsed_args.mapping)
-        owners = [r for r in mapping.owners]
-        view = CloudView.read(cloud(self.app), {o.project for o in owners},
-                              {o.user for o in owners if o.user})
+        view = CloudView.read(cloud(self.app), {o.project for o in mapping.owners},
+                              {o.user for o in mapping.owners if o.user})
         renames: dict[str, str] = {}
         for config_dir in config_dirs(parsed_args):
             renames.update(renamemap.load(renamemap.map_path(config_dir)))
@@ -177,7 +177,6 @@ class ApplyPlan(Lister):
         journal = Journal(store)
         plan_id, plan = journal.load_plan(parsed_args.plan_id)
         options = ApplyOptions(parallel=parsed_args.parallel,
-                               instances_path=parsed_args.instances_path,
                                nova_python=parsed_args.nova_python,
                                nova_config=parsed_args.nova_config)
         env = ApplyEnv(cloud=cloud(self.app), instances_path=parsed_args.instances_path,
@@ -188,14 +187,11 @@ class ApplyPlan(Lister):
                 outcomes = Applier(plan_id, plan, journal, env, options, bar.update).run()
             finally:
                 bar.close()
-        failed = [o for o in outcomes if o.status == "failed"]
-        print(f"plan {plan_id}: " + ", ".join(
-            f"{n} {s}" for s, n in _count(o.status for o in outcomes).items()),
-            file=sys.stderr)
-        if failed:
-            self.app.stdout.flush()
+        counts = Counter(o.status for o in outcomes)
+        print(f"plan {plan_id}: " + ", ".join(f"{n} {s}" for s, n in counts.items()),
+              file=sys.stderr)
         rows = [(o.name, o.uuid, o.status, o.steps_done, o.detail) for o in outcomes]
-        self._failed = bool(failed)
+        self._failed = counts["failed"] > 0
         return ("VM", "UUID", "Status", "Steps", "Detail"), rows
 
     def run(self, parsed_args: Any) -> int:
@@ -225,27 +221,26 @@ class Unmanage(Lister):
             known = {vm.name: (vm.uuid, host.host.uri) for host in inventory.hosts
                      for vm in host.vms}
             known.update({uuid: (uuid, uri) for uuid, uri in known.values()})
-        except Exception:  # no snapshot: UUIDs only
+        except StateStoreError:  # no snapshot: UUIDs only
             known = {}
         connection = cloud(self.app)
         hypervisors = {h["node"]: h["service_host"] for h in connection.hypervisors()}
+        targets = [known.get(name, (name, None)) for name in parsed_args.vms]
+        # Each host read once, now (read-only): where the VMs run and what they use.
+        now = discover_hosts(sorted({uri for _, uri in targets if uri}))
+        live = {vm.uuid: (host.host.hostname, vm) for host in now.hosts for vm in host.vms}
+        hostnames = {host.host.uri: host.host.hostname for host in now.hosts}
         rows = []
         failed = False
         with apply_lock(store.url):
-            for name in parsed_args.vms:
-                uuid, uri = known.get(name, (name, None))
-                live = None
-                if uri:
-                    now = discover_hosts([uri])
-                    live = next((v for h in now.hosts for v in h.vms if v.uuid == uuid), None)
-                    host = parsed_args.host or next(
-                        (hypervisors.get(h.host.hostname) for h in now.hosts), None)
-                else:
-                    host = parsed_args.host
+            for name, (uuid, uri) in zip(parsed_args.vms, targets, strict=True):
+                # where it runs now, else the host the snapshot saw it on
+                hostname, vm = live.get(uuid, (hostnames.get(uri or ""), None))
+                host = parsed_args.host or hypervisors.get(hostname or "")
                 result = unmanage(connection, uuid, host=host,
                                   instances_path=parsed_args.instances_path,
                                   nova_python=parsed_args.nova_python,
-                                  nova_config=parsed_args.nova_config, live_vm=live)
+                                  nova_config=parsed_args.nova_config, live_vm=vm)
                 if not result.error:
                     Journal(store).forget_vm(uuid)
                 failed |= bool(result.error)
@@ -259,10 +254,3 @@ class Unmanage(Lister):
         self._failed = False
         code = super().run(parsed_args)
         return code or (1 if self._failed else 0)
-
-
-def _count(statuses: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for status in statuses:
-        counts[status] = counts.get(status, 0) + 1
-    return counts

@@ -53,12 +53,13 @@ def _hosts(app: Any, uris: list[str]) -> list[str]:
 def _pass(app: Any, parsed_args: Any, policies: dict | None, cause: str) -> list[tuple]:
     connection = cloud(app)
     inventory = discover_hosts(_hosts(app, parsed_args.uris))
-    hosts = {h["node"]: h["service_host"] for h in connection.hypervisors()}
+    hypervisors = connection.hypervisors()
+    hosts = {h["node"]: h["service_host"] for h in hypervisors}
     drifts = find_drift(inventory, adopted_servers(connection), hosts)
     audit = AuditLog(state_store(app))
     rows = []
-    tolerator = Tolerator(connection, parsed_args.nova_python, parsed_args.nova_config) \
-        if policies else None
+    tolerator = Tolerator(connection, hypervisors, parsed_args.nova_python,
+                          parsed_args.nova_config) if policies else None
     for drift in drifts:
         if tolerator is None:
             action, detail = "reported", "drift: nothing written"

@@ -49,20 +49,23 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Step(_Model):
+class _StepBase(_Model):
+    key: str
+    op: Op
+    summary: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Step(_StepBase):
+    """One record of one VM; ``key`` is unique within the VM ('port:52:54:00:0b:01:01')."""
+
     kind: StepKind
-    key: str = Field(description="unique within the VM, e.g. 'port:52:54:00:0b:01:01'")
-    op: Op
-    summary: str
-    params: dict[str, Any] = Field(default_factory=dict)
 
 
-class SharedStep(_Model):
+class SharedStep(_StepBase):
+    """A record several VMs use; ``key`` is unique within the plan ('flavor:adopted-…')."""
+
     kind: SharedKind
-    key: str = Field(description="unique within the plan, e.g. 'flavor:adopted-1c-96m-0g'")
-    op: Op
-    summary: str
-    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class VmPlan(_Model):

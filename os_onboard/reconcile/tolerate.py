@@ -63,12 +63,13 @@ def _bad(item: str) -> str:
 
 
 class Tolerator:
-    def __init__(self, cloud: OpenStackCloud, nova_python: str | None = None,
-                 nova_config: Sequence[str] = ()) -> None:
+    def __init__(self, cloud: OpenStackCloud, hypervisors: list[dict],
+                 nova_python: str | None = None, nova_config: Sequence[str] = ()) -> None:
+        """:param hypervisors: ``cloud.hypervisors()`` as the pass read it."""
         self.cloud = cloud
         self.nova_python = nova_python
         self.nova_config = list(nova_config)
-        self._providers = {h["node"]: h["uuid"] for h in cloud.hypervisors()}
+        self._providers = {h["node"]: h["uuid"] for h in hypervisors}
 
     def apply(self, drift: Drift, policy: str) -> Outcome:
         if policy == "report":

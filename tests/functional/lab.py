@@ -42,6 +42,16 @@ def lab_env() -> dict[str, str]:
     return env
 
 
+def run(*cmd: str | Path, env: dict | None = None, timeout: float = 300,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command, output captured; with ``check``, a failure shows both streams."""
+    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                            timeout=timeout, env=env, check=False)
+    if check:
+        assert result.returncode == 0, f"{cmd}: {result.stdout}\n{result.stderr}"
+    return result
+
+
 def virsh(uri: str, *args: str) -> str:
     return subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True,
                           check=True).stdout

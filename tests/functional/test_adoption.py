@@ -37,6 +37,7 @@ from tests.functional.lab import (
     HeartbeatMonitor,
     ensure_nova_compute_on_a,
     qemu_pid,
+    run,
     undisturbed,
     virsh,
 )
@@ -86,29 +87,20 @@ SCRATCH_XML = """<domain type='qemu'>
 
 # -- helpers --------------------------------------------------------------------
 
-def _run(*cmd: str | Path, env: dict | None = None, timeout: float = 300,
-         check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                            timeout=timeout, env=env, check=False)
-    if check:
-        assert result.returncode == 0, f"{cmd}: {result.stdout}\n{result.stderr}"
-    return result
-
-
 def _onboard(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return _run(CLI, *args, env=ctx["env"], check=check)
+    return run(CLI, *args, env=ctx["env"], check=check)
 
 
 def _openstack(ctx: dict, *args: str) -> object:
     """Run an openstack command; JSON output for the commands that print something."""
     printing = any(verb in args[:4] for verb in ("show", "list", "create"))
-    out = _run(Path(ctx["lab"]["LAB_OPENSTACK_BIN"]) / "openstack", *args,
+    out = run(Path(ctx["lab"]["LAB_OPENSTACK_BIN"]) / "openstack", *args,
                *(("-f", "json") if printing else ()), env=ctx["env"]).stdout
     return json.loads(out) if out.strip() else None
 
 
 def _sql(query: str) -> list[list[str]]:
-    out = _run("mariadb", "-u", "root", "-N", "-B", "-e", query).stdout
+    out = run("mariadb", "-u", "root", "-N", "-B", "-e", query).stdout
     return [line.split("\t") for line in out.splitlines()]
 
 
@@ -201,7 +193,7 @@ def ctx(lab, tmp_path_factory) -> Iterator[dict]:
     config_dirs = lab["OS_ONBOARD_LIBVIRT_CONFIG_DIRS"].split(":")
     _onboard(context, "install-hook", *[a for d in config_dirs
                                          for a in ("--libvirt-config-dir", d)])
-    _run(REPO / "lab" / "lab", "reload-libvirtd")
+    run(REPO / "lab" / "lab", "reload-libvirtd")
     _make_scratch(context)
     for name in lab["LAB_GUESTS"].split():
         context["uuids"][name] = _uuid(_lab_host(context, name), name)
@@ -249,7 +241,7 @@ def _lab_host(ctx: dict, name: str) -> str:
 
 
 def _rbd(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return _run("rbd", "-c", ctx["lab"]["LAB_CEPH_CONF"], *args, check=check)
+    return run("rbd", "-c", ctx["lab"]["LAB_CEPH_CONF"], *args, check=check)
 
 
 def _make_scratch(ctx: dict) -> None:
@@ -349,7 +341,7 @@ def test_duplicate_mac_is_blocked_and_nothing_is_written(ctx):
 
 
 def _server_or_none(ctx: dict, uuid: str) -> dict | None:
-    result = _run(Path(ctx["lab"]["LAB_OPENSTACK_BIN"]) / "openstack", "server", "show", uuid,
+    result = run(Path(ctx["lab"]["LAB_OPENSTACK_BIN"]) / "openstack", "server", "show", uuid,
                   "-f", "json", env=ctx["env"], check=False)
     return json.loads(result.stdout) if result.returncode == 0 else None
 
@@ -409,13 +401,13 @@ def test_openstack_shows_the_adopted_vms(ctx):
                 assert ip["ip_address"] in json.dumps(server["addresses"])
         for port in ports:
             assert port["MAC Address"] in leases or expected == "SHUTOFF"
-    verify = _run(*lab["LAB_NOVA_MANAGE"].split(), "cell_v2", "verify_instance", "--uuid",
+    verify = run(*lab["LAB_NOVA_MANAGE"].split(), "cell_v2", "verify_instance", "--uuid",
                   ctx["uuids"]["lab-vm2"], check=False)
     assert verify.returncode == 0 and "is in cell" in verify.stdout, verify.stdout
-    audit = _run(*lab["LAB_NOVA_MANAGE"].split(), "placement", "audit", "--verbose",
+    audit = run(*lab["LAB_NOVA_MANAGE"].split(), "placement", "audit", "--verbose",
                  check=False)
     assert audit.returncode == 0, audit.stdout + audit.stderr
-    heal = _run(*lab["LAB_NOVA_MANAGE"].split(), "placement", "heal_allocations", "--dry-run",
+    heal = run(*lab["LAB_NOVA_MANAGE"].split(), "placement", "heal_allocations", "--dry-run",
                 "--verbose", check=False)
     assert heal.returncode == 4, heal.stdout  # 4: nothing to do
     for uuid in ctx["uuids"].values():
@@ -457,7 +449,7 @@ def test_nova_compute_restart_leaves_adopted_guests_alone(ctx):
             time.sleep(0.5)
         log = Path(lab["LAB_OPENSTACK_LOG_DIR"]) / "nova-compute-a.log"
         offset = log.stat().st_size
-        _run(REPO / "lab" / "lab", "compute-start", "a")
+        run(REPO / "lab" / "lab", "compute-start", "a")
         deadline = time.monotonic() + 180
         # init_host done (it plugged the adopted VMs' VIFs and synced their power
         # states); then leave its first periodic tasks time to run over them.
@@ -564,7 +556,7 @@ def test_placement_down_mid_apply_is_a_clear_error_and_resumable(ctx):
             assert vm1["Status"] == "failed", vm1
             assert "allocation" in vm1["Detail"] and "rerun 'os-onboard apply'" in vm1["Detail"]
         finally:
-            _run(REPO / "lab" / "lab", "up")  # brings Placement back
+            run(REPO / "lab" / "lab", "up")  # brings Placement back
         outcomes = _apply(ctx)
         assert [o["Status"] for o in outcomes] == ["adopted"]
     assert _server(ctx, uuid)["status"] == "ACTIVE"

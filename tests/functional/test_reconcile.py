@@ -22,18 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.lab import REPO, HeartbeatMonitor, ensure_nova_compute_on_a, virsh
+from tests.functional.lab import REPO, HeartbeatMonitor, ensure_nova_compute_on_a, run, virsh
 
 CLI = Path(sys.executable).parent / "os-onboard"
 VM = "lab-vm1"
-
-
-def _run(*cmd, env=None, check=True, timeout=300) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env,
-                            timeout=timeout, check=False)
-    if check:
-        assert result.returncode == 0, f"{cmd}: {result.stdout}\n{result.stderr}"
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +53,18 @@ def ctx(lab, tmp_path_factory) -> Iterator[dict]:
 
 
 def _onboard(ctx, *args) -> subprocess.CompletedProcess[str]:
-    return _run(CLI, *args, env=ctx["env"])
+    return run(CLI, *args, env=ctx["env"])
 
 
 def _openstack(ctx, *args):
-    out = _run(Path(ctx["lab"]["LAB_OPENSTACK_BIN"]) / "openstack", *args, "-f", "json",
+    out = run(Path(ctx["lab"]["LAB_OPENSTACK_BIN"]) / "openstack", *args, "-f", "json",
                env=ctx["env"]).stdout
     return json.loads(out)
 
 
 def _where_is(ctx) -> str:
     for key in ("LAB_HOST_A_URI", "LAB_HOST_B_URI"):
-        result = _run("virsh", "-c", ctx["lab"][key], "--readonly", "domstate", VM,
+        result = run("virsh", "-c", ctx["lab"][key], "--readonly", "domstate", VM,
                       check=False)
         if result.returncode == 0 and result.stdout.strip() == "running":
             ctx["uri"] = ctx["lab"][key]
@@ -81,7 +73,7 @@ def _where_is(ctx) -> str:
 
 
 def _migrate(ctx, to: str) -> None:
-    _run(REPO / "lab" / "lab", "migrate", VM, "--to", to)
+    run(REPO / "lab" / "lab", "migrate", VM, "--to", to)
     _where_is(ctx)
 
 
