@@ -22,7 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.lab import REPO, HeartbeatMonitor, ensure_nova_compute_on_a, run, virsh
+from tests.functional.lab import (
+    REPO,
+    HeartbeatMonitor,
+    ensure_nova_compute_on_a,
+    qemu_pid,
+    run,
+    virsh,
+)
 
 CLI = Path(sys.executable).parent / "os-onboard"
 VM = "lab-vm1"
@@ -137,7 +144,10 @@ def test_out_of_band_migration_reported_then_tolerated(ctx):
 
 
 def test_out_of_band_pause_and_resume_are_tolerated(ctx):
+    """A pause stops the heartbeat on purpose; the guest must still be the same
+    process and domain afterwards."""
     uri = ctx["uri"]
+    pid, domid = qemu_pid(VM), virsh(uri, "--readonly", "domid", VM).strip()
     virsh(uri, "suspend", VM)
     try:
         [drift] = _reconcile(ctx, "tolerate")
@@ -148,6 +158,7 @@ def test_out_of_band_pause_and_resume_are_tolerated(ctx):
     [drift] = _reconcile(ctx, "tolerate")
     assert (drift["Kind"], drift["Action"]) == ("power-changed", "tolerated"), drift
     assert _record(ctx)[1] == "ACTIVE"
+    assert (qemu_pid(VM), virsh(uri, "--readonly", "domid", VM).strip()) == (pid, domid)
 
 
 def test_history_lists_what_was_seen_and_done(ctx):
