@@ -224,16 +224,24 @@ kvm_perms_restore() {
 }
 
 daemons_up() {
-    local host=$1 uri=$2 hooks
+    local host=$1 uri=$2 hooks pid
     kvm_perms_fix
     # libvirtd looks for hook scripts in <its /etc/libvirt>/hooks when it starts
     # and on SIGHUP only. Debian ships A's directory; B (hosts/b/etc) gets the
     # same one, and the log says when a qemu hook (e.g. os-onboard's) is there.
     hooks=$(host_sys_dir "$host" etc)/hooks
-    mkdir -p "$hooks"
+    mkdir -p "$hooks/qemu.d"
+    # Lab-only: both "hosts" share one network namespace (see lab/hooks/shared-netns-tap).
+    local lab_hook=$hooks/qemu.d/50-lab-shared-netns fresh=
+    cmp -s "$LAB_DIR/hooks/shared-netns-tap" "$lab_hook" || {
+        install -m 0755 "$LAB_DIR/hooks/shared-netns-tap" "$lab_hook"; fresh=1; }
     daemon_start "$host" virtlogd
     daemon_start "$host" libvirtd
     libvirtd_wait "$host" "$uri"
+    # A running libvirtd sees a new hook script only after SIGHUP (measured: no restart needed).
+    if [[ -n $fresh ]] && pid=$(pidfile_pid "$(daemon_pidfile "$host" libvirtd)"); then
+        kill -HUP "$pid" && log "host ${host^^}: lab hook $lab_hook installed, libvirtd (pid $pid) sent SIGHUP"
+    fi
     [[ -x $hooks/qemu ]] && log "host ${host^^}: qemu hook $hooks/qemu present (libvirtd picks up a new one when it starts or on SIGHUP)"
     # Convenience: libvirt's own per-guest QEMU logs, next to the lab's logs.
     [[ -e $LAB_LOG_DIR/host-$host-qemu ]] || ln -sfn "$(host_sys_dir "$host" log)/qemu" "$LAB_LOG_DIR/host-$host-qemu"
@@ -249,6 +257,7 @@ daemons_down() {
         fi
         rm -f "$pidfile"
     done
+    rm -f "$(host_sys_dir "$host" etc)/hooks/qemu.d/50-lab-shared-netns"
     # /dev/kvm is shared: restore it with host A, the last host to go.
     [[ $host == a ]] && kvm_perms_restore
     return 0

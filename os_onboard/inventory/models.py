@@ -155,6 +155,10 @@ class Nic(_Model):
     portgroup_key: str | None = Field(default=None, description="vSphere dvPortgroup key")
     vlan: list[int] = Field(default_factory=list, description="VLAN tags; several = trunk")
     target: str | None = Field(default=None, description="host-side tap/macvtap name")
+    driver: dict[str, str] | None = Field(
+        default=None,
+        description="attributes of the NIC's <driver> element ({} for a bare one, None for "
+                    "none): libvirt's migration ABI check compares its presence")
     link_up: bool = True
     addresses: list[IpAddress] = Field(default_factory=list)
 

@@ -144,6 +144,7 @@ def _plan_vm(ctx: _Context, host: HostInventory, vm: Vm) -> VmPlan:
     images = _images(ctx, vm, root)
     vm_state, power = NOVA_STATES.get(vm.power_state, ("error", 0))
     plan.rebuild_changes.extend(_rebuild_changes(vm, root))
+    plan.notes.extend(_live_migration_limits(vm))
     if blocked:
         plan.op = Op.BLOCKED
         ctx.shared = shared_before
@@ -439,6 +440,40 @@ def _rebuild_changes(vm: Vm, root: Disk | None) -> list[str]:
         changes.append(f"NIC models {sorted(m or '?' for m in models)} become one "
                        "(hw_vif_model)")
     return changes
+
+
+#: the <driver> attributes that libvirt's migration ABI check compares
+#: (virDomainVirtioOptionsCheckABIStability); Nova writes none of them by default
+_VIRTIO_ABI_OPTIONS = ("iommu", "ats", "packed", "page_per_vq")
+
+
+def _live_migration_limits(vm: Vm) -> list[str]:
+    """Why libvirt would refuse a *Nova* live migration before Nova first rebuilds the domain.
+
+    Nova migrates with its own XML for each NIC (``_update_vif_xml``); libvirt's
+    ABI check then compares it with the running guest's NIC. For a virtio NIC
+    Nova writes ``<driver name='qemu'/>`` under ``virt_type=qemu`` (vhost needs
+    KVM) and no ``<driver>`` under kvm; libvirt refuses a migration where one
+    side has a ``<driver>`` element and the other not ("Target device virtio
+    options don't match the source"). Out-of-band ``virsh migrate`` keeps the
+    guest's own XML and is unaffected.
+    """
+    limits = []
+    nova_writes_driver = vm.virt_type == "qemu"
+    for nic in vm.nics:
+        if nic.model != "virtio" or (nic.driver is None and not nova_writes_driver):
+            continue
+        options = sorted(set(nic.driver or {}) & set(_VIRTIO_ABI_OPTIONS))
+        if (nic.driver is not None) != nova_writes_driver or options:
+            has = (f"<driver {' '.join(f'{k}={v!r}' for k, v in sorted(nic.driver.items()))}/>"
+                   if nic.driver is not None else "no <driver> element")
+            limits.append(
+                f"NIC {nic.mac} has {has} where Nova writes "
+                f"{'<driver name=' + repr('qemu') + '/>' if nova_writes_driver else 'none'} "
+                f"(virt_type {vm.virt_type}): libvirt refuses a Nova live migration until "
+                "Nova first rebuilds the domain (stop/start or hard reboot); an out-of-band "
+                "live migration keeps working and reconcile follows it")
+    return limits
 
 
 def _disk_gb_text(root: Disk | None, volume_steps: list[Step]) -> str:

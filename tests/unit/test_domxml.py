@@ -77,6 +77,8 @@ def test_enterprise_shapes():
 def test_enterprise_nics():
     bridge, direct, hostdev = _domain("enterprise-uefi.xml").nics  # user NIC has no MAC
     assert (bridge.bridge, bridge.vlan, bridge.link_up) == ("br-prod", [100, 200], False)
+    assert bridge.driver == {"name": "vhost", "queues": "4"}
+    assert direct.driver is None  # no <driver> element: libvirt's ABI check tells them apart
     assert (direct.source_kind, direct.bridge, direct.model) == ("direct", "eno2", "e1000e")
     assert hostdev.source_kind == "hostdev"
 

@@ -581,3 +581,31 @@ def test_fingerprint_ignores_list_order():
     shuffled.ports[-1]["fixed_ips"].reverse()
     shuffled.servers = dict(reversed(list(shuffled.servers.items())))
     assert view.fingerprint() == shuffled.fingerprint()
+
+
+# -- Nova live migration before the first rebuild (libvirt's ABI check) ----------
+
+def _nic_with_driver(driver: dict[str, str] | None) -> Nic:
+    return nic(MAC1, IP1).model_copy(update={"driver": driver})
+
+
+@pytest.mark.parametrize(("virt_type", "driver", "refused"), [
+    ("qemu", None, True),                  # Nova adds <driver name='qemu'/>
+    ("qemu", {"name": "qemu"}, False),
+    ("qemu", {"name": "vhost"}, False),    # backend name is not compared
+    ("kvm", None, False),                  # neither side has <driver>
+    ("kvm", {"name": "vhost", "queues": "4"}, True),
+    ("qemu", {"name": "qemu", "iommu": "on"}, True),
+])
+def test_nova_live_migration_limit_follows_libvirts_virtio_abi_rule(virt_type, driver, refused):
+    vm_plan = one(vm(nics=[_nic_with_driver(driver)], virt_type=virt_type))
+    limits = [n for n in vm_plan.notes if "refuses a Nova live migration" in n]
+    assert bool(limits) is refused, vm_plan.notes
+    if refused:
+        assert MAC1 in limits[0] and f"virt_type {virt_type}" in limits[0]
+
+
+def test_non_virtio_nic_has_no_live_migration_limit():
+    e1000 = nic(MAC1, IP1, model="e1000")
+    assert not [n for n in one(vm(nics=[e1000], virt_type="qemu")).notes
+                if "live migration" in n]

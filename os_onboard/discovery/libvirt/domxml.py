@@ -367,6 +367,7 @@ def _parse_interface(el: ET.Element, warnings: list[str]) -> Nic | None:
     link = el.find("link")
     model = el.find("model")
     target = el.find("target")
+    driver = el.find("driver")
     return Nic(
         mac=mac.lower(),
         model=model.get("type") if model is not None else None,
@@ -376,6 +377,7 @@ def _parse_interface(el: ET.Element, warnings: list[str]) -> Nic | None:
         portgroup=portgroup,
         vlan=tags,
         target=target.get("dev") if target is not None else None,
+        driver=dict(driver.attrib) if driver is not None else None,
         link_up=link is None or link.get("state") != "down",
     )
 
