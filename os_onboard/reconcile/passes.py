@@ -1,0 +1,136 @@
+"""One reconcile pass: compare, act by policy, queue what OpenStack could not take.
+
+The hypervisors are read by the caller (an :class:`Inventory`); OpenStack is
+read through ``read_records``. When that fails (an API down), the pass
+compares with the records read last (kept in the state store) and queues
+every drift it finds instead of losing it; the watcher then retries with
+backoff, and the first pass that reads OpenStack again acts on the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from os_onboard.exceptions import CloudError
+from os_onboard.inventory.models import Inventory
+from os_onboard.reconcile.drift import Drift, DriftKind, find_drift
+from os_onboard.reconcile.pending import (
+    Records,
+    drift_key,
+    drift_of,
+    queued,
+    records_document,
+    records_from_document,
+    sort_queue,
+)
+from os_onboard.reconcile.tolerate import Outcome
+from os_onboard.state.journal import AuditEntry, AuditLog, DriftQueue, QueuedDrift, RecordsCache
+
+#: (VM, UUID, kind, recorded, actual, action, detail), as the CLI lists them.
+Row = tuple[str, str, str, str, str, str, str]
+
+
+class Tolerates(Protocol):
+    def apply(self, drift: Drift, policy: str) -> Outcome: ...
+
+
+@dataclass(frozen=True)
+class Stores:
+    queue: DriftQueue
+    audit: AuditLog
+    cache: RecordsCache
+
+
+@dataclass
+class PassResult:
+    rows: list[Row] = field(default_factory=list)
+    pending: int = 0       # drift still queued after the pass
+    unreachable: str = ""  # why OpenStack could not be read ("" when it could)
+
+    @property
+    def retry(self) -> str:
+        """Why the watcher should come back sooner than its period ("" if no need)."""
+        if self.unreachable:
+            return f"{self.unreachable}; {self.pending} drift(s) queued"
+        return f"{self.pending} drift(s) queued after failed writes" if self.pending else ""
+
+
+def reconcile_pass(inventory: Inventory, read_records: Callable[[], Records], stores: Stores,
+                   cause: str, policies: dict[DriftKind, str] | None = None,
+                   tolerator_for: Callable[[Records], Tolerates] | None = None) -> PassResult:
+    """Compare and act. ``policies`` None is ``os-onboard drift``: compare and
+    record in the audit log only, never write to OpenStack or the queue."""
+    try:
+        records = read_records()
+    except CloudError as exc:
+        return _unreachable(inventory, stores, cause, exc, queue=policies is not None)
+    stores.cache.save(records_document(records))
+    fresh = find_drift(inventory, records.servers, records.hosts)
+    if policies is None or tolerator_for is None:
+        rows = [_audit(stores, drift, cause, "reported", "drift: nothing written")
+                for drift in fresh]
+        shown = {(d.uuid, drift_key(d)) for d in fresh}
+        return PassResult(rows + [_queued_row(i) for i in stores.queue.items()
+                                  if (i.vm_uuid, i.key) not in shown],
+                          len(stores.queue.items()))
+    again, resolved = sort_queue(fresh, stores.queue.items(), inventory)
+    rows = []
+    for item in resolved:
+        stores.queue.remove(item.vm_uuid, item.key)
+        rows.append(_audit(stores, drift_of(item), cause, "resolved",
+                           "dropped from the queue: the hypervisors no longer show it"))
+    tolerator = tolerator_for(records)
+    now = datetime.now(UTC)
+    for drift in fresh + again:
+        outcome = tolerator.apply(drift, policies[drift.kind])
+        if outcome.action == "failed":
+            stores.queue.put(queued(drift, cause, outcome.detail, now))
+        else:
+            stores.queue.remove(drift.uuid, drift_key(drift))
+        detail = outcome.detail if drift in fresh else f"queued earlier: {outcome.detail}"
+        rows.append(_audit(stores, drift, cause, outcome.action, detail))
+    return PassResult(rows, len(stores.queue.items()))
+
+
+def _unreachable(inventory: Inventory, stores: Stores, cause: str, exc: CloudError,
+                 queue: bool) -> PassResult:
+    cached = stores.cache.load()
+    if cached is None:
+        raise CloudError(f"{exc} (and no earlier records to compare with: nothing queued)")
+    read_at, document = cached
+    records = records_from_document(document)
+    why = f"OpenStack unreachable: {exc}"
+    detail = (f"{why}; compared with the records read at {read_at.isoformat(timespec='seconds')}"
+              "; queued until OpenStack answers")
+    now = datetime.now(UTC)
+    rows = []
+    for drift in find_drift(inventory, records.servers, records.hosts):
+        if not queue:
+            rows.append(_row(drift, "unconfirmed", detail))
+        elif stores.queue.put(queued(drift, cause, why, now)):
+            rows.append(_audit(stores, drift, cause, "queued", detail))  # audited once
+        else:
+            rows.append(_row(drift, "queued", detail))
+    items = stores.queue.items()
+    if not queue:
+        rows += [_queued_row(i) for i in items]
+    return PassResult(rows, len(items), why)
+
+
+def _row(drift: Drift, action: str, detail: str) -> Row:
+    return (drift.name, drift.uuid, drift.kind.value, drift.before, drift.after, action, detail)
+
+
+def _queued_row(item: QueuedDrift) -> Row:
+    since = item.first_seen.isoformat(timespec="seconds")
+    return (item.vm_name, item.vm_uuid, item.kind, item.before, item.after, "queued",
+            f"since {since}, {item.attempts} attempt(s); last: {item.last_error}")
+
+
+def _audit(stores: Stores, drift: Drift, cause: str, action: str, detail: str) -> Row:
+    stores.audit.add(AuditEntry(datetime.now(UTC), drift.uuid, drift.name, drift.kind.value,
+                                drift.before, drift.after, cause[:64], action, detail))
+    return _row(drift, action, detail)
