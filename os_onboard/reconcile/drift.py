@@ -79,11 +79,14 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
             if vm.uuid not in live or vm.power_state == PowerState.RUNNING:
                 live[vm.uuid] = (hostname, vm)
     drifts: list[Drift] = []
+    every_host_read = all(h.status == HostStatus.OK for h in inventory.hosts)
     known = {s.uuid for s in servers}
     for server in servers:
         found = live.get(server.uuid)
         if found is None:
-            if server.node in reachable:  # never call a VM gone from a host we could not read
+            # Never call a VM gone from a host we could not read, nor while any
+            # host is unread: it may have moved there (e.g. its libvirtd restarting).
+            if server.node in reachable and every_host_read:
                 drifts.append(Drift(DriftKind.VM_GONE, server.uuid, server.name,
                                     f"on {server.host}", "on no host"))
             continue
