@@ -492,8 +492,10 @@ def test_nova_manages_an_adopted_vm(ctx):
     # plan says Nova's live migration is refused for them until a first rebuild
     # (checked in test_apply_survives_kill_9_and_adopts_without_disturbing).
     for dest in (lab["LAB_NOVA_HOST_B"], lab["LAB_NOVA_HOST_A"]):
+        started = time.monotonic()
         _nova_live_migrate(ctx, uuid, dest)
-        print(f"Nova live migration of the adopted guest: now on {dest}")
+        print(f"Nova live migration of the adopted guest to {dest}: "
+              f"{time.monotonic() - started:.1f} s until ACTIVE there")
 
     _openstack(ctx, "server", "stop", uuid)
     _wait_status(ctx, uuid, "SHUTOFF")
