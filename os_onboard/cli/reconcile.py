@@ -11,33 +11,41 @@ from typing import Any
 from cliff.command import Command
 from cliff.lister import Lister
 
-from os_onboard.cli.adoption import add_cloud_options, cloud
+from os_onboard.cli.adoption import add_cloud_options, cloud, config_dirs
 from os_onboard.cli.common import state_store, with_epilog
+from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import ConfigError
-from os_onboard.reconcile.drift import find_drift
+from os_onboard.hostside import renamemap
+from os_onboard.mapping.model import load_mapping
 from os_onboard.reconcile.loop import watch
+from os_onboard.reconcile.passes import PassResult, Stores, reconcile_pass
+from os_onboard.reconcile.pending import Records
 from os_onboard.reconcile.records import adopted_servers
-from os_onboard.reconcile.tolerate import POLICIES, Tolerator, parse_policies
-from os_onboard.state.journal import AuditEntry, AuditLog
+from os_onboard.reconcile.tolerate import POLICIES, Context, Tolerator, parse_policies
+from os_onboard.state.journal import AuditLog, DriftQueue, RecordsCache
 
 EPILOG = """\
 Level-triggered: each pass reads the hypervisors (read-only) and the records
 of every adopted server, and compares. Kinds of drift: host-changed (an
 out-of-band live migration), power-changed, nic-added, nic-removed,
-ip-changed, disk-removed, resized, vm-gone, not-adopted.
+ip-changed, disk-added, disk-removed, resized, vm-gone, not-adopted.
 
 Policies: 'report' writes nothing to OpenStack and records the drift in the
-audit log; 'tolerate' makes OpenStack follow the VM where that is safe
-(today: host-changed - Nova instance host/node, Placement allocation, port
-bindings - and pause/unpause), and reports the rest with the reason.
+audit log; 'tolerate' makes OpenStack follow the VM where that is safe:
+host-changed (instance host/node, allocation, port bindings, volume
+connectors), power-changed (a shutdown once it lasted --shutdown-grace),
+nic-added/-removed and ip-changed (ports, VIFs, cache), disk-added/-removed
+(volume managed + attached + BDM, or detached in the records only), resized
+(flavor, allocation), vm-gone (records purged as 'unmanage' does); not-adopted
+is reported only. New NICs, disks and shapes need --mapping (the plan's).
 Every pass's findings and actions go to the audit log ('os-onboard history').
 
 Hosts: the URIs given, else those of the newest inventory snapshot.
 
 examples:
   os-onboard drift
-  os-onboard reconcile --policy tolerate
+  os-onboard reconcile --policy tolerate --mapping mapping.yaml
   os-onboard reconcile --policy tolerate --kind-policy power-changed=report
   os-onboard history lab-vm1
 """
@@ -50,27 +58,54 @@ def _hosts(app: Any, uris: list[str]) -> list[str]:
     return [h.host.uri for h in inventory.hosts]
 
 
-def _pass(app: Any, parsed_args: Any, policies: dict | None, cause: str) -> list[tuple]:
-    connection = cloud(app)
+def _pass(app: Any, parsed_args: Any, policies: dict | None, cause: str) -> PassResult:
     inventory = discover_hosts(_hosts(app, parsed_args.uris))
-    hypervisors = connection.hypervisors()
-    hosts = {h["node"]: h["service_host"] for h in hypervisors}
-    drifts = find_drift(inventory, adopted_servers(connection), hosts)
-    audit = AuditLog(state_store(app))
-    rows = []
-    tolerator = Tolerator(connection, hypervisors, parsed_args.nova_python,
-                          parsed_args.nova_config) if policies else None
-    for drift in drifts:
-        if tolerator is None:
-            action, detail = "reported", "drift: nothing written"
-        else:
-            outcome = tolerator.apply(drift, policies[drift.kind])
-            action, detail = outcome.action, outcome.detail
-        audit.add(AuditEntry(datetime.now(UTC), drift.uuid, drift.name, drift.kind.value,
-                             drift.before, drift.after, cause, action, detail))
-        rows.append((drift.name, drift.uuid, drift.kind.value, drift.before, drift.after,
-                     action, detail))
-    return rows
+    store = state_store(app)
+    connection: list[OpenStackCloud] = []
+
+    def read_records() -> Records:
+        connection.append(cloud(app))
+        hypervisors = connection[0].hypervisors()
+        return Records(adopted_servers(connection[0]),
+                       {h["node"]: h["service_host"] for h in hypervisors}, hypervisors)
+
+    def tolerator_for(records: Records) -> Tolerator:
+        return Tolerator(_context(parsed_args, connection[0], records.hypervisors, inventory,
+                                  AuditLog(store)))
+
+    return reconcile_pass(inventory, read_records,
+                          Stores(DriftQueue(store), AuditLog(store), RecordsCache(store)),
+                          cause, policies, tolerator_for if policies else None)
+
+
+def _context(parsed_args: Any, connection: OpenStackCloud, hypervisors: list[dict],
+             inventory: Any, audit: AuditLog) -> Context:
+    dirs = config_dirs(parsed_args)
+    renames: dict[str, str] = {}
+    for config_dir in dirs:
+        renames.update(renamemap.load(renamemap.map_path(config_dir)))
+    return Context(cloud=connection, hypervisors=hypervisors, inventory=inventory,
+                   mapping=load_mapping(parsed_args.mapping) if parsed_args.mapping else None,
+                   nova_python=parsed_args.nova_python, nova_config=parsed_args.nova_config,
+                   libvirt_config_dirs=dirs, renames=renames,
+                   instances_path=parsed_args.instances_path,
+                   seen_since=lambda uuid, kind, after: _seen_since(audit, uuid, kind, after),
+                   shutdown_grace=parsed_args.shutdown_grace)
+
+
+def _seen_since(audit: AuditLog, uuid: str, kind: str, after: str) -> datetime | None:
+    """When the passes first saw this drift, of its entries in a row (newest
+    first, back to an entry of this VM and kind that said something else)."""
+    first = None
+    for entry in audit.entries(uuid, limit=50):
+        if entry.kind != kind:
+            continue
+        if entry.after != after or entry.action == "tolerated":
+            break
+        first = entry.at
+    if first is not None and first.tzinfo is None:  # SQLite drops the zone
+        first = first.replace(tzinfo=UTC)
+    return first
 
 
 def _common_options(parser: Any, policies: bool = True) -> Any:
@@ -81,6 +116,13 @@ def _common_options(parser: Any, policies: bool = True) -> Any:
                             help="for every kind of drift (default: report)")
         parser.add_argument("--kind-policy", action="append", default=[],
                             metavar="KIND=POLICY", help="override for one kind; repeatable")
+        parser.add_argument("--mapping", metavar="FILE",
+                            help="the mapping file: needed to record new NICs, disks and "
+                                 "shapes (ports, volumes, flavors as 'plan' makes them)")
+        parser.add_argument("--shutdown-grace", type=float, default=20.0, metavar="SECONDS",
+                            help="record a shutdown once the guest stayed off this long "
+                                 "(default 20; 0 on hosts with [workarounds] "
+                                 "handle_virt_lifecycle_events=False)")
     add_cloud_options(parser)
     return with_epilog(parser, EPILOG)
 
@@ -97,7 +139,7 @@ class Drift(Lister):
         return _common_options(super().get_parser(prog_name), policies=False)
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
-        return COLUMNS, _pass(self.app, parsed_args, None, "drift command")
+        return COLUMNS, _pass(self.app, parsed_args, None, "drift command").rows
 
 
 class Reconcile(Lister):
@@ -110,7 +152,7 @@ class Reconcile(Lister):
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
         policies = parse_policies(parsed_args.policy, parsed_args.kind_policy)
-        return COLUMNS, _pass(self.app, parsed_args, policies, "reconcile pass")
+        return COLUMNS, _pass(self.app, parsed_args, policies, "reconcile pass").rows
 
 
 class Watch(Command):
@@ -131,10 +173,12 @@ class Watch(Command):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
 
-        def one_pass(cause: str) -> None:
-            for row in _pass(self.app, parsed_args, policies, cause):
+        def one_pass(cause: str) -> str:
+            result = _pass(self.app, parsed_args, policies, cause)
+            for row in result.rows:
                 print(" | ".join(str(c) for c in (row[0], row[2], row[3], "->", row[4],
                                                   row[5], row[6])), flush=True)
+            return result.retry
 
         print(f"watching {len(uris)} host(s), policy {parsed_args.policy}, "
               f"full pass every {parsed_args.interval:.0f} s", file=sys.stderr, flush=True)

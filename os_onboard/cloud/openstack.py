@@ -334,6 +334,17 @@ class OpenStackCloud:
             microversion=CINDER_ATTACHMENTS)
         _json(f"complete attachment {attachment_id}", response)
 
+    def update_attachment(self, attachment_id: str, connector: dict) -> dict:
+        """New connector (e.g. the host after an out-of-band live migration).
+
+        The driver's initialize_connection runs for the new connector; nothing
+        is terminated, so the connection in use stays.
+        """
+        response = self._rest("block_storage").put(
+            f"/attachments/{attachment_id}", json={"attachment": {"connector": connector}},
+            microversion=CINDER_ATTACHMENTS)
+        return _json(f"update attachment {attachment_id}", response)["attachment"]
+
     def attachments(self, volume_id: str) -> list[dict]:
         response = self._rest("block_storage").get(
             "/attachments/detail", params={"volume_id": volume_id, "all_tenants": 1},

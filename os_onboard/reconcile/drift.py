@@ -131,9 +131,16 @@ def _compare(server: AdoptedServer, hostname: str, service_host: str, vm: Vm) ->
             out.append(Drift(DriftKind.IP_CHANGED, server.uuid, server.name,
                              ",".join(recorded[mac]) or "no IP", ",".join(actual[mac]),
                              {"mac": mac}))
-    data_disks = {d.target for d in vm.disks if d.device in ("disk", "lun")} - {"vda"}
+    disks = {d.target: d for d in vm.disks if d.device in ("disk", "lun")}
     recorded_disks = {d.removeprefix("/dev/") for d in server.volume_devices}
-    for target in sorted(recorded_disks - data_disks):
+    for target in sorted(recorded_disks - disks.keys()):
         out.append(Drift(DriftKind.DISK_REMOVED, server.uuid, server.name,
                          f"volume at {target}", "no disk", {"target": target}))
+    # A file on a hypervisor's filesystem is no Cinder volume (adoption keeps
+    # such disks, e.g. a local root, outside the volume records), so only
+    # network and block disks can be missing from them.
+    for target in sorted(disks.keys() - recorded_disks):
+        if disks[target].source_kind != "file":
+            out.append(Drift(DriftKind.DISK_ADDED, server.uuid, server.name, "no volume",
+                             f"disk {target} ({disks[target].source})", {"target": target}))
     return out

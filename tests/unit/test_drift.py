@@ -129,3 +129,13 @@ def test_policies_per_kind():
         parse_policies("report", ["vm-gone=delete"])
     with pytest.raises(ConfigError):
         parse_policies("ignore", [])
+
+
+def test_disk_added_only_for_disks_cinder_could_manage():
+    """A hot-plugged RBD disk is drift; a local file (kept out of the records at
+    adoption, like lab-vm1's data file) is not; a recorded root volume is no removal."""
+    rbd = [Disk(device="disk", target=t, source_kind="network-rbd", source=f"legacy/{t}")
+           for t in ("vda", "vdc")]
+    guest = vm(disks=("sdb",)).model_copy(update={"disks": [*rbd, *vm(disks=("sdb",)).disks]})
+    found = kinds(Inventory(hosts=[host("hv-a", guest)]), [server(volumes=("/dev/vda",))])
+    assert found == [(DriftKind.DISK_ADDED, "no volume", "disk vdc (legacy/vdc)")]

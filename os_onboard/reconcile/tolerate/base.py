@@ -1,0 +1,97 @@
+"""What every tolerate executor shares: the cloud, Nova's helper, the VM as found.
+
+An executor gets a :class:`Context` and one drift, writes the records that
+make OpenStack follow the VM, and returns an :class:`Outcome` whose detail
+says what it wrote (the audit log keeps it beside the drift's before/after).
+Executors that add records (a port, a volume, a flavor) reuse ``apply``'s
+steps on a one-VM plan made by the planner, so a NIC or disk found later is
+recorded exactly as it would have been at adoption.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from os_onboard.apply.steps import ApplyEnv
+from os_onboard.cloud.nova_helper import run_helper
+from os_onboard.cloud.openstack import OpenStackCloud
+from os_onboard.exceptions import CloudError
+from os_onboard.inventory.models import Inventory, Vm
+from os_onboard.mapping.model import Mapping
+from os_onboard.plan.builder import build_plan
+from os_onboard.plan.cloudview import CloudView
+from os_onboard.plan.model import Plan, VmPlan
+from os_onboard.reconcile.drift import Drift
+
+#: (uuid, kind, actual) -> when a pass first saw this drift, of those in a row
+SeenSince = Callable[[str, str, str], datetime | None]
+
+
+@dataclass
+class Outcome:
+    drift: Drift
+    action: str   # reported | tolerated | deferred | failed
+    detail: str = ""
+
+
+@dataclass
+class Context:
+    cloud: OpenStackCloud
+    hypervisors: list[dict]                      # cloud.hypervisors() as the pass read it
+    inventory: Inventory | None = None           # what the pass discovered
+    mapping: Mapping | None = None               # needed to record new NICs, disks, shapes
+    nova_python: str | None = None
+    nova_config: list[str] = field(default_factory=list)
+    libvirt_config_dirs: list[str] = field(default_factory=list)
+    instances_path: str | None = None            # nova-compute's, for unmanage's link
+    renames: dict[str, str] = field(default_factory=dict)  # the hosts' rename maps
+    seen_since: SeenSince | None = None
+    shutdown_grace: float = 20.0
+
+    @property
+    def providers(self) -> dict[str, str]:
+        return {h["node"]: h["uuid"] for h in self.hypervisors}
+
+    def helper(self, item: dict, command: str = "update") -> dict:
+        """One item through a Nova-side helper; its error becomes a CloudError."""
+        [result] = run_helper(command, [], self.nova_python, self.nova_config, stdin=[item])
+        if "error" in result:
+            raise CloudError(f"Nova-side helper {command}: {result['error']}")
+        return result
+
+    def vm(self, uuid: str) -> tuple[str, Vm] | None:
+        """(host URI, VM) of the running (else any) domain with this UUID."""
+        found = None
+        for host in (self.inventory.hosts if self.inventory else []):
+            for vm in host.vms:
+                if vm.uuid == uuid and (found is None or vm.power_state == "running"):
+                    found = (host.host.uri, vm)
+        return found
+
+    def apply_env(self) -> ApplyEnv:
+        return ApplyEnv(cloud=self.cloud, libvirt_config_dirs=self.libvirt_config_dirs,
+                        hypervisors={h["node"]: h for h in self.hypervisors})
+
+    def plan_as_new(self, uuid: str) -> tuple[Plan, VmPlan]:
+        """The plan adoption would make for this VM now, as if it were not adopted.
+
+        Its steps are what the VM's records should be; executors take the
+        ones their drift is about (a port, a volume, the flavor).
+        """
+        if self.mapping is None or self.inventory is None:
+            raise CloudError("recording a new NIC, disk or shape needs the mapping: pass "
+                             "--mapping (the file 'plan' used)")
+        view = CloudView.read(self.cloud, {o.project for o in self.mapping.owners},
+                              {o.user for o in self.mapping.owners if o.user})
+        view.servers.pop(uuid, None)  # planned as new: every record gets its step
+        plan = build_plan(self.inventory, 0, view, self.mapping, only={uuid},
+                          renames=self.renames)
+        if not plan.vms:
+            raise CloudError(f"VM {uuid} was not discovered in this pass")
+        vm_plan = plan.vms[0]
+        if vm_plan.blocked:
+            raise CloudError("the planner blocks this VM now: " + "; ".join(vm_plan.blocked))
+        return plan, vm_plan
+

@@ -1,0 +1,32 @@
+"""vm-gone: the domain was undefined or destroyed out of band; its records go.
+
+Removed exactly as ``unmanage`` removes them (apply/release.py): the
+allocation, then the Nova records *purged* (a soft-deleted instance whose
+UUID still runs somewhere is what Nova's ``running_deleted_instance_action=
+reap`` powers off), then ports and volumes (marked detached in the database,
+unmanaged: the backend keeps the data). Only when every host of the pass was
+read: a VM on a host that did not answer is not gone.
+"""
+
+from __future__ import annotations
+
+from os_onboard.apply.release import unmanage
+from os_onboard.exceptions import CloudError
+from os_onboard.inventory.models import HostStatus
+from os_onboard.reconcile.drift import Drift
+from os_onboard.reconcile.tolerate.base import Context, Outcome
+
+
+def gone(ctx: Context, drift: Drift) -> Outcome:
+    unread = [h.host.uri for h in (ctx.inventory.hosts if ctx.inventory else [])
+              if h.status != HostStatus.OK]
+    if ctx.inventory is None or unread:
+        return Outcome(drift, "deferred", "not every host was read ("
+                       + (", ".join(unread) or "no inventory") + "): the VM may be there")
+    host = drift.before.removeprefix("on ")
+    release = unmanage(ctx.cloud, drift.uuid, host=host, instances_path=ctx.instances_path,
+                       nova_python=ctx.nova_python, nova_config=ctx.nova_config)
+    if release.error:
+        raise CloudError(release.error)
+    return Outcome(drift, "tolerated", "records removed: " + "; ".join(release.removed)
+                   + ("; kept: " + "; ".join(release.kept) if release.kept else ""))

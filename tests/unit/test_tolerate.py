@@ -1,0 +1,310 @@
+"""The tolerate executors against an in-memory cloud (apply's FakeCloud).
+
+Each test makes the drift find_drift would report for a hand-made inventory,
+runs the executor, and checks what it wrote to the cloud and asked of the
+Nova-side helper - and, for the safety rules, what it must never write.
+"""
+
+import copy
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from os_onboard.apply import release, steps
+from os_onboard.hostside import persistent
+from os_onboard.inventory.models import (
+    Disk,
+    HostStatus,
+    Inventory,
+    PowerState,
+    Problem,
+    Severity,
+)
+from os_onboard.reconcile.drift import AdoptedServer, Drift, DriftKind, find_drift
+from os_onboard.reconcile.tolerate import Context, Tolerator, base
+from tests.unit.test_apply_runner import (
+    HV_URI,
+    HYPERVISOR,
+    MAC1,
+    MAC2,
+    MAPPING,
+    UUID1,
+    FakeCloud,
+    guest,
+    inventory,
+    nic,
+    port,
+)
+
+MAC9 = "52:54:00:0b:09:09"
+HOSTS = {"hv1": "compute-hv1"}
+
+
+class Cloud(FakeCloud):
+    """FakeCloud plus the port/attachment updates only the reconciler makes."""
+
+    def update_port(self, port_id, **attrs):
+        self.calls.append(("update_port", port_id, tuple(sorted(attrs))))
+        found = next(p for p in self.ports_ if p["id"] == port_id)
+        field = {"binding_host_id": "host"}
+        for key, value in attrs.items():
+            found[field.get(key, key)] = value
+        return dict(found)
+
+    def delete_port(self, port_id):
+        self.calls.append(("delete_port", port_id))
+        self.ports_ = [p for p in self.ports_ if p["id"] != port_id]
+
+    def volumes(self, metadata="{}"):
+        found = super().volumes(metadata)
+        for volume in found:
+            volume["attachments"] = [
+                {"server_id": a["instance"], "attachment_id": a["id"],
+                 "device": a["connector"]["mountpoint"], "host_name": a["connector"]["host"]}
+                for a in self.attachments_.values() if a["volume_id"] == volume["id"]]
+        return found
+
+    def update_attachment(self, attachment_id, connector):
+        self.calls.append(("update_attachment", attachment_id, connector["host"]))
+        self.attachments_[attachment_id]["connector"] = connector
+        return copy.deepcopy(self.attachments_[attachment_id])
+
+
+@pytest.fixture
+def cloud(monkeypatch):
+    cloud = Cloud()
+    cloud.helpers = []
+
+    def helper(command, args, python=None, config_files=(), timeout=0, stdin=None):
+        cloud.helpers.extend((command, copy.deepcopy(item)) for item in stdin)
+        if command == "release":
+            return [{"uuid": i["uuid"], "purged": True} for i in stdin]
+        return [{"uuid": i["uuid"], "vifs": cloud.vifs(i["uuid"])} for i in stdin]
+
+    monkeypatch.setattr(base, "run_helper", helper)
+    monkeypatch.setattr(release, "run_helper", helper)
+    monkeypatch.setattr(steps, "run_cinder_helper", cloud.cinder_helper)
+    cloud.renames = []
+    monkeypatch.setattr(persistent, "apply_renames", lambda uri, uuid, renames, dirs:
+                        cloud.renames.append((uuid, dict(renames))) or True)
+    return cloud
+
+
+def ours(port_id, mac, *ips):
+    return {**port(port_id, mac, *ips, device_id=UUID1,
+                   description=steps.PORT_DESCRIPTION.format(name="lab-vm1")),
+            "host": "compute-hv1", "vif_type": "bridge"}
+
+
+def server(cloud, status="ACTIVE", vcpus=1, ram=96, devices=()) -> AdoptedServer:
+    ports = tuple((p["mac"], tuple(i["ip_address"] for i in p["fixed_ips"]), p["host"])
+                  for p in cloud.ports_ if p["device_id"] == UUID1)
+    return AdoptedServer(uuid=UUID1, name="lab-vm1", host="compute-hv1", node="hv1",
+                         status=status, vcpus=vcpus, ram=ram, ports=ports,
+                         volume_devices=tuple(devices))
+
+
+def tolerate(cloud, inv, srv, **kw):
+    ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=inv, mapping=MAPPING,
+                  libvirt_config_dirs=["/etc/libvirt"], **kw)
+    drifts = find_drift(inv, [srv], HOSTS)
+    return [Tolerator(ctx).apply(d, "tolerate") for d in drifts]
+
+
+# -- power ------------------------------------------------------------------------
+
+def test_pause_and_start_are_recorded_at_once(cloud):
+    inv = inventory(guest("lab-vm1", UUID1, power=PowerState.PAUSED))
+    [out] = tolerate(cloud, inv, server(cloud))
+    assert (out.drift.kind, out.action) == (DriftKind.POWER_CHANGED, "tolerated")
+    assert cloud.helpers == [("update", {"uuid": UUID1, "vm_state": "paused",
+                                         "power_state": 3})]
+    cloud.helpers.clear()
+    [out] = tolerate(cloud, inventory(guest("lab-vm1", UUID1)), server(cloud, "SHUTOFF"))
+    assert out.action == "tolerated"
+    assert cloud.helpers == [("update", {"uuid": UUID1, "vm_state": "active",
+                                         "power_state": 1})]
+
+
+def test_a_shutdown_is_recorded_only_after_the_grace(cloud):
+    inv = inventory(guest("lab-vm1", UUID1, power=PowerState.SHUTOFF))
+    seen = {"at": None}
+    kw = {"seen_since": lambda uuid, kind, after: seen["at"], "shutdown_grace": 20}
+    [out] = tolerate(cloud, inv, server(cloud), **kw)
+    assert out.action == "deferred" and cloud.helpers == []
+    seen["at"] = datetime.now(UTC) - timedelta(seconds=5)
+    [out] = tolerate(cloud, inv, server(cloud), **kw)
+    assert out.action == "deferred" and cloud.helpers == []
+    seen["at"] = datetime.now(UTC) - timedelta(seconds=21)
+    [out] = tolerate(cloud, inv, server(cloud), **kw)
+    assert out.action == "tolerated"
+    assert cloud.helpers == [("update", {"uuid": UUID1, "vm_state": "stopped",
+                                         "power_state": 4})]
+
+
+def test_pmsuspend_is_reported_only(cloud):
+    inv = inventory(guest("lab-vm1", UUID1, power=PowerState.SUSPENDED))
+    [out] = tolerate(cloud, inv, server(cloud))
+    assert out.action == "reported" and cloud.helpers == []
+
+
+# -- NICs ---------------------------------------------------------------------------
+
+def test_a_hot_plugged_nic_gets_a_bound_port_a_vif_and_the_cache(cloud):
+    cloud.ports_ = [ours("port-1", MAC1, "192.168.150.11")]
+    inv = inventory(guest("lab-vm1", UUID1, nic(MAC1, "192.168.150.11"),
+                          nic(MAC2, "192.168.150.12")))
+    [out] = tolerate(cloud, inv, server(cloud))
+    assert (out.drift.kind, out.action) == (DriftKind.NIC_ADDED, "tolerated"), out
+    [new] = [p for p in cloud.ports_ if p["mac"] == MAC2]
+    assert (new["device_id"], new["device_owner"], new["host"]) == (
+        UUID1, "compute:nova", "compute-hv1")
+    assert [i["ip_address"] for i in new["fixed_ips"]] == ["192.168.150.12"]
+    assert [c for c, _ in cloud.helpers] == ["update", "network_cache"]
+    assert cloud.helpers[0][1]["add_vifs"] == [{"id": new["id"], "mac": MAC2}]
+
+
+def test_an_unplugged_nic_leaves_nova_before_its_port_is_deleted(cloud):
+    """Deleting a port Nova still owns sends network-vif-deleted (= a hot-unplug)."""
+    cloud.ports_ = [ours("port-1", MAC1, "192.168.150.11"), ours("port-9", MAC9)]
+    inv = inventory(guest("lab-vm1", UUID1, nic(MAC1, "192.168.150.11")))
+    [out] = tolerate(cloud, inv, server(cloud))
+    assert (out.drift.kind, out.action) == (DriftKind.NIC_REMOVED, "tolerated"), out
+    writes = [c for c in cloud.calls if isinstance(c, tuple)]
+    assert writes == [("update_port", "port-9", ("device_id", "device_owner")),
+                      ("delete_port", "port-9")]
+    assert cloud.helpers[0] == ("update", {"uuid": UUID1, "remove_vifs": ["port-9"]})
+
+
+def test_someone_elses_port_of_an_unplugged_nic_is_unbound_not_deleted(cloud):
+    cloud.ports_ = [ours("port-1", MAC1, "192.168.150.11"),
+                    {**port("port-9", MAC9, device_id=UUID1), "host": "compute-hv1"}]
+    inv = inventory(guest("lab-vm1", UUID1, nic(MAC1, "192.168.150.11")))
+    [out] = tolerate(cloud, inv, server(cloud))
+    assert out.action == "tolerated" and "kept" in out.detail
+    assert [p["id"] for p in cloud.ports_] == ["port-1", "port-9"]
+    assert cloud.ports_[1]["device_id"] == ""
+
+
+def test_a_changed_ip_updates_the_port(cloud):
+    cloud.ports_ = [ours("port-1", MAC1, "192.168.150.11")]
+    inv = inventory(guest("lab-vm1", UUID1, nic(MAC1, "192.168.150.77")))
+    [out] = tolerate(cloud, inv, server(cloud))
+    assert (out.drift.kind, out.action) == (DriftKind.IP_CHANGED, "tolerated"), out
+    assert cloud.ports_[0]["fixed_ips"] == [{"subnet_id": "sub-lab",
+                                             "ip_address": "192.168.150.77"}]
+
+
+# -- disks --------------------------------------------------------------------------
+
+def _rbd_disk(target):
+    return Disk(device="disk", bus="virtio", target=target, format="raw",
+                source_kind="network-rbd", source=f"legacy/lab-vm1-{target}",
+                source_hosts=["127.0.0.1:6789"], capacity_bytes=2 * 1024**3)
+
+
+def test_a_hot_plugged_disk_is_managed_attached_and_mapped(cloud):
+    cloud.ports_ = [ours("port-1", MAC1, "192.168.150.11")]
+    vm = guest("lab-vm1", UUID1, nic(MAC1, "192.168.150.11"))
+    vm.disks.append(_rbd_disk("vdc"))
+    [out] = tolerate(cloud, inventory(vm), server(cloud))
+    assert (out.drift.kind, out.action) == (DriftKind.DISK_ADDED, "tolerated"), out
+    [volume] = cloud.volumes_.values()
+    assert volume["status"] == "in-use" and volume["ref"] == {"source-name": "lab-vm1-vdc"}
+    [(command, item)] = cloud.helpers
+    [bdm] = item["add_bdms"]
+    assert (command, bdm["volume_id"], bdm["device_name"]) == ("update", volume["id"],
+                                                                "/dev/vdc")
+    # the rename trap closed as at adoption: Cinder's name in the map and definition
+    assert cloud.renames == [(UUID1, {"legacy/lab-vm1-vdc": f"legacy/volume-{volume['id']}"})]
+
+
+def test_an_unplugged_disk_is_detached_in_the_records_only(cloud):
+    cloud.ports_ = [ours("port-1", MAC1, "192.168.150.11")]
+    vm = guest("lab-vm1", UUID1, nic(MAC1, "192.168.150.11"))
+    vm.disks.append(_rbd_disk("vdc"))
+    tolerate(cloud, inventory(vm), server(cloud))  # adopted as a volume first
+    [volume_id] = cloud.volumes_
+    vm.disks.pop()
+    cloud.helpers.clear()
+    [out] = tolerate(cloud, inventory(vm), server(cloud, devices=("/dev/vdc",)))
+    assert (out.drift.kind, out.action) == (DriftKind.DISK_REMOVED, "tolerated"), out
+    assert "delete_attachment" not in cloud.calls
+    assert "reset_volume_detached" in cloud.calls
+    assert cloud.volumes_[volume_id]["status"] == "available"  # still managed
+    assert cloud.helpers == [("update", {"uuid": UUID1, "remove_bdms": [volume_id]})]
+
+
+# -- resize, migration, gone ------------------------------------------------------------
+
+def test_a_resize_takes_the_planners_flavor_and_resizes_the_allocation(cloud):
+    cloud.ports_ = [ours("port-1", MAC1, "192.168.150.11")]
+    cloud.put_allocations(UUID1, "rp-hv1", {"VCPU": 1, "MEMORY_MB": 96, "DISK_GB": 1},
+                          "p-demo", "u-demo", None)
+    vm = guest("lab-vm1", UUID1, nic(MAC1, "192.168.150.11")).model_copy(update={"vcpus": 2})
+    [out] = tolerate(cloud, inventory(vm), server(cloud))
+    assert (out.drift.kind, out.action) == (DriftKind.RESIZED, "tolerated"), out
+    [flavor] = cloud.flavors_
+    assert (flavor["name"], flavor["vcpus"], flavor["ram"]) == ("adopted-2c-96m-1g", 2, 96)
+    assert cloud.helpers == [("update", {"uuid": UUID1, "flavor_id": flavor["id"]})]
+    assert cloud.allocs[UUID1]["allocations"]["rp-hv1"]["resources"]["VCPU"] == 2
+
+
+def test_a_migration_moves_the_volume_connectors(cloud):
+    hv2 = {**HYPERVISOR, "node": "hv2", "uuid": "rp-hv2", "service_host": "compute-hv2",
+           "host_ip": "10.0.0.2"}
+    cloud.ports_ = [ours("port-1", MAC1, "192.168.150.11")]
+    vm = guest("lab-vm1", UUID1, nic(MAC1, "192.168.150.11"))
+    vm.disks.append(_rbd_disk("vdc"))
+    tolerate(cloud, inventory(vm), server(cloud))  # the volume, attached on hv1
+    cloud.helpers.clear()
+    inv = Inventory(hosts=[inventory(uri=HV_URI).hosts[0],
+                           inventory(vm, uri="qemu+ssh://hv2/system",
+                                     hostname="hv2").hosts[0]])
+    ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR), hv2], inventory=inv,
+                  mapping=MAPPING)
+    [drift] = find_drift(inv, [server(cloud, devices=("/dev/vdc",))],
+                         {"hv1": "compute-hv1", "hv2": "compute-hv2"})
+    out = Tolerator(ctx).apply(drift, "tolerate")
+    assert (drift.kind, out.action) == (DriftKind.HOST_CHANGED, "tolerated"), out
+    assert ("update_attachment", next(iter(cloud.attachments_)), "compute-hv2") in cloud.calls
+    assert cloud.ports_[0]["host"] == "compute-hv2"
+    assert [sorted(item) for _, item in cloud.helpers] == [
+        ["host", "node", "power_state", "uuid"], ["bdm_connection_info", "uuid"]]
+
+
+def test_a_vanished_vm_is_purged_unless_a_host_was_not_read(cloud):
+    cloud.servers_[UUID1] = {"name": "lab-vm1", "status": "ACTIVE", "host": "compute-hv1",
+                             "metadata": {"os-onboard:adopted": "x"}}
+    cloud.ports_ = [ours("port-1", MAC1, "192.168.150.11")]
+    dead = inventory(uri="qemu+ssh://hv2/system", hostname="hv2").hosts[0].model_copy(
+        update={"status": HostStatus.UNREACHABLE, "problems": [Problem(
+            severity=Severity.ERROR, code="host-unreachable", message="no answer")]})
+    half = Inventory(hosts=[inventory().hosts[0], dead])
+    assert tolerate(cloud, half, server(cloud)) == []  # not even drift
+    ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=half)
+    drift = Drift(DriftKind.VM_GONE, UUID1, "lab-vm1", "on compute-hv1", "on no host")
+    assert Tolerator(ctx).apply(drift, "tolerate").action == "deferred"  # nor acted on
+    assert cloud.helpers == [] and cloud.ports_
+    [out] = tolerate(cloud, inventory(), server(cloud))
+    assert out.action == "tolerated", out
+    assert [c for c, _ in cloud.helpers] == ["release"]  # purge, never a soft delete
+    assert cloud.ports_ == []
+
+
+def test_report_writes_nothing(cloud):
+    inv = inventory(guest("lab-vm1", UUID1, nic(MAC2, "192.168.150.12"),
+                          power=PowerState.PAUSED))
+    drifts = find_drift(inv, [server(cloud)], HOSTS)
+    ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=inv, mapping=MAPPING)
+    outcomes = [Tolerator(ctx).apply(d, "report") for d in drifts]
+    assert {o.action for o in outcomes} == {"reported"} and len(outcomes) == 2
+    assert cloud.calls == [] and cloud.helpers == []
+
+
+def test_new_records_without_a_mapping_fail_with_the_reason(cloud):
+    inv = inventory(guest("lab-vm1", UUID1, nic(MAC2, "192.168.150.12")))
+    ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=inv)
+    [drift] = find_drift(inv, [server(cloud)], HOSTS)
+    out = Tolerator(ctx).apply(drift, "tolerate")
+    assert out.action == "failed" and "--mapping" in out.detail
