@@ -838,6 +838,25 @@ openstack_compute_start() {
     fi
 }
 
+# openstack_service_stop|start NAME: one service, e.g. for an API outage in a
+# fault test (start waits until it is healthy again).
+openstack_service_stop() {
+    os_dirs
+    os_lock
+    os_service_def "$1" # dies on an unknown name
+    os_service_stop "$1"
+    os_unlock
+}
+
+openstack_service_start() {
+    os_dirs
+    os_lock
+    OS_PENDING=() OS_RUNNING=()
+    os_service_start "$1"
+    os_wait_pending
+    os_unlock
+}
+
 openstack_up() {
     local t0 created name h
     t0=$(lab_now_us)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from os_onboard.exceptions import CloudError
-from os_onboard.inventory.models import Inventory
+from os_onboard.inventory.models import HostStatus, Inventory
 from os_onboard.reconcile.drift import Drift, DriftKind, find_drift
 from os_onboard.reconcile.pending import (
     Records,
@@ -49,6 +49,14 @@ class PassResult:
     rows: list[Row] = field(default_factory=list)
     pending: int = 0       # drift still queued after the pass
     unreachable: str = ""  # why OpenStack could not be read ("" when it could)
+    unread: list[str] = field(default_factory=list)  # hosts this pass could not read
+
+    def summary(self) -> str:
+        """One line per pass for the watch's log."""
+        return (f"{len(self.rows)} drift(s), {self.pending} queued"
+                + ("; OpenStack unreachable" if self.unreachable else "")
+                + (f"; not read (nothing concluded from them): {', '.join(self.unread)}"
+                   if self.unread else ""))
 
     @property
     def retry(self) -> str:
@@ -63,6 +71,14 @@ def reconcile_pass(inventory: Inventory, read_records: Callable[[], Records], st
                    tolerator_for: Callable[[Records], Tolerates] | None = None) -> PassResult:
     """Compare and act. ``policies`` None is ``os-onboard drift``: compare and
     record in the audit log only, never write to OpenStack or the queue."""
+    result = _reconcile(inventory, read_records, stores, cause, policies, tolerator_for)
+    result.unread = [h.host.uri for h in inventory.hosts if h.status != HostStatus.OK]
+    return result
+
+
+def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores: Stores,
+               cause: str, policies: dict[DriftKind, str] | None,
+               tolerator_for: Callable[[Records], Tolerates] | None) -> PassResult:
     try:
         records = read_records()
     except CloudError as exc:
@@ -84,14 +100,23 @@ def reconcile_pass(inventory: Inventory, read_records: Callable[[], Records], st
                            "dropped from the queue: the hypervisors no longer show it"))
     tolerator = tolerator_for(records)
     now = datetime.now(UTC)
-    for drift in fresh + again:
+    for drift in fresh:
         outcome = tolerator.apply(drift, policies[drift.kind])
         if outcome.action == "failed":
             stores.queue.put(queued(drift, cause, outcome.detail, now))
-        else:
+        else:  # done, reported or deferred: the comparison shows it again if need be
             stores.queue.remove(drift.uuid, drift_key(drift))
-        detail = outcome.detail if drift in fresh else f"queued earlier: {outcome.detail}"
-        rows.append(_audit(stores, drift, cause, outcome.action, detail))
+        rows.append(_audit(stores, drift, cause, outcome.action, outcome.detail))
+    for drift in again:
+        if policies[drift.kind] == "report":
+            continue  # queued by a tolerating pass: a reporting one leaves it be
+        outcome = tolerator.apply(drift, policies[drift.kind])
+        if outcome.action == "tolerated":
+            stores.queue.remove(drift.uuid, drift_key(drift))
+        else:
+            stores.queue.put(queued(drift, cause, outcome.detail, now))
+        rows.append(_audit(stores, drift, cause, outcome.action,
+                           f"queued earlier: {outcome.detail}"))
     return PassResult(rows, len(stores.queue.items()))
 
 

@@ -132,6 +132,9 @@ def test_no_vm_gone_while_the_vms_host_cannot_be_read(world):
     cloud, tolerator, _stores, run = world
     result = run(_unreachable(ON_A, "hv-a"))
     assert result.rows == [] and tolerator.applied == []
+    assert result.unread == ["qemu+ssh://hv-a/system"]
+    assert result.summary().endswith("not read (nothing concluded from them): "
+                                      "qemu+ssh://hv-a/system")
     cloud.down = True
     assert run(_unreachable(ON_A, "hv-a")).rows == []  # nor from the cached records
     cloud.down = False
@@ -181,3 +184,15 @@ def test_nic_drifts_of_one_vm_are_queued_apart(world):
     run(Inventory(hosts=[host("hv-a", two_nics), host("hv-b")]))
     assert sorted(i.key for i in stores.queue.items()) == [
         "nic-added:52:54:00:0b:01:02", "nic-added:52:54:00:0b:01:03"]
+
+
+def test_a_reporting_pass_leaves_a_half_done_move_queued(world):
+    _cloud, tolerator, stores, run = world
+    tolerator.placement_down = True
+    run(ON_B)
+    report = dict.fromkeys(DriftKind, "report")
+    assert run(ON_B, policies=report).rows == []  # records match: only the queue knows
+    assert [i.kind for i in stores.queue.items()] == ["host-changed"]
+    tolerator.placement_down = False
+    assert [r[5] for r in run(ON_B).rows] == ["tolerated"]
+    assert stores.queue.items() == []
