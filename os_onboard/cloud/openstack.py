@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import openstack
 from keystoneauth1 import exceptions as ksa_exc
@@ -30,6 +31,7 @@ CINDER_ATTACHMENTS = "3.44"   # attachment create + os-complete
 CINDER_MANAGE = "3.16"        # manage by host (cluster optional)
 PLACEMENT_ALLOCATIONS = "1.38"  # consumer_generation + consumer_type
 COMPUTE_HYPERVISORS = "2.88"  # uuid ids, no uptime (no RPC per compute)
+COMPUTE_SERVERS = "2.47"      # the flavor embedded (vcpus, ram) in each server
 
 
 class TemporaryCloudError(CloudError):
@@ -142,15 +144,24 @@ class OpenStackCloud:
         return [{"host": s.host, "state": s.state, "status": s.status} for s in found]
 
     def servers(self) -> dict[str, dict]:
-        """Every server of every project, by uuid."""
-        found = _call("list servers", lambda: list(
-            self._conn.compute.servers(details=True, all_projects=True)))
-        return {s.id: {"name": s.name, "status": s.status, "host": s.compute_host,
-                       "node": s.hypervisor_hostname, "metadata": dict(s.metadata or {}),
-                       "project_id": s.project_id, "flavor": (s.flavor or {}).get("name"),
-                       "vcpus": (s.flavor or {}).get("vcpus"), "ram": (s.flavor or {}).get("ram"),
-                       "vm_state": s.vm_state,
-                       "power_state": s.power_state, "task_state": s.task_state}
+        """Every server of every project, by uuid.
+
+        Raw JSON pages, not SDK objects: openstacksdk builds each Server
+        resource in ~6 ms (attribute mapping), a minute for 10,000 servers.
+        """
+        found = _pages(self._rest("compute"), "servers", "/servers/detail",
+                       {"all_tenants": "True"}, COMPUTE_SERVERS)
+        return {s["id"]: {"name": s["name"], "status": s["status"],
+                          "host": s.get("OS-EXT-SRV-ATTR:host"),
+                          "node": s.get("OS-EXT-SRV-ATTR:hypervisor_hostname"),
+                          "metadata": dict(s.get("metadata") or {}),
+                          "project_id": s.get("tenant_id"),
+                          "flavor": (s.get("flavor") or {}).get("original_name"),
+                          "vcpus": (s.get("flavor") or {}).get("vcpus"),
+                          "ram": (s.get("flavor") or {}).get("ram"),
+                          "vm_state": s.get("OS-EXT-STS:vm_state"),
+                          "power_state": s.get("OS-EXT-STS:power_state"),
+                          "task_state": s.get("OS-EXT-STS:task_state")}
                 for s in found}
 
     def server(self, uuid: str) -> dict | None:
@@ -241,6 +252,9 @@ class OpenStackCloud:
                 for s in found]
 
     def ports(self, **filters: Any) -> list[dict]:
+        if not filters:  # every port: raw JSON, as servers() (SDK objects cost ~1 ms each)
+            return [_port_json(p) for p in _pages(self._rest("network"), "ports", "/ports",
+                                                  {}, None)]
         found = _call("list ports", lambda: list(self._conn.network.ports(**filters)))
         return [_port(p) for p in found]
 
@@ -289,10 +303,9 @@ class OpenStackCloud:
         return _json(f"volume {volume_id}", response)["volume"]
 
     def volumes(self, **filters: Any) -> list[dict]:
-        params = {"all_tenants": 1, **filters}
-        response = self._rest("block_storage").get("/volumes/detail", params=params,
-                                                microversion=CINDER_ATTACHMENTS)
-        return _json("list volumes", response)["volumes"]
+        """Every page: cinder-api returns at most osapi_max_limit (1,000) per request."""
+        return _pages(self._rest("block_storage"), "volumes", "/volumes/detail",
+                      {"all_tenants": 1, **filters}, CINDER_ATTACHMENTS)
 
     def manage_volume(self, host: str, ref: dict, name: str, metadata: dict[str, str],
                       bootable: bool = False) -> dict:
@@ -391,6 +404,38 @@ class OpenStackCloud:
                                                microversion=PLACEMENT_ALLOCATIONS)
         if response.status_code != 404:
             _json(f"delete allocations of {consumer}", response)
+
+
+def _pages(rest: _Rest, key: str, path: str, params: dict, microversion: str | None,
+           ) -> list[dict]:
+    """Every item of a paged list: follow ``<key>_links`` (Nova, Cinder, Neutron).
+
+    The next page is asked of the same endpoint with the query of the link
+    (marker, limit): the link's host may be one only the service sees.
+    """
+    items: list[dict] = []
+    query = dict(params)
+    while True:
+        kwargs = {"microversion": microversion} if microversion else {}
+        page = _json(f"list {key}", rest.get(path, params=query, **kwargs))
+        found = page.get(key) or []
+        items.extend(found)
+        nxt = next((link["href"] for link in page.get(f"{key}_links") or []
+                    if link.get("rel") == "next"), None)
+        if not nxt or not found:
+            return items
+        query = {**params, **dict(parse_qsl(urlsplit(nxt).query))}
+
+
+def _port_json(port: dict) -> dict:
+    """:func:`_port` from Neutron's JSON."""
+    return {"id": port["id"], "name": port.get("name"), "network_id": port.get("network_id"),
+            "mac": (port.get("mac_address") or "").lower(),
+            "fixed_ips": [dict(ip) for ip in port.get("fixed_ips") or []],
+            "device_id": port.get("device_id") or "",
+            "device_owner": port.get("device_owner") or "",
+            "host": port.get("binding:host_id") or "", "vif_type": port.get("binding:vif_type"),
+            "status": port.get("status"), "description": port.get("description") or ""}
 
 
 def _port(port: Any) -> dict:
