@@ -178,6 +178,7 @@ class Watch(Command):
             for row in result.rows:
                 print(" | ".join(str(c) for c in (row[0], row[2], row[3], "->", row[4],
                                                   row[5], row[6])), flush=True)
+            print(f"pass ({cause}): {result.summary()}", file=sys.stderr, flush=True)
             return result.retry
 
         print(f"watching {len(uris)} host(s), policy {parsed_args.policy}, "
