@@ -196,3 +196,15 @@ def test_a_reporting_pass_leaves_a_half_done_move_queued(world):
     tolerator.placement_down = False
     assert [r[5] for r in run(ON_B).rows] == ["tolerated"]
     assert stores.queue.items() == []
+
+
+def test_a_new_watcher_finishes_what_a_killed_one_left_queued(world, tmp_path):
+    cloud, tolerator, _stores, run = world
+    tolerator.placement_down = True
+    run(ON_B)  # then kill -9: only the state store remains
+    tolerator.placement_down = False
+    store = StateStore(f"sqlite:///{tmp_path}/state.db")
+    fresh = Stores(DriftQueue(store), AuditLog(store), RecordsCache(store))
+    result = reconcile_pass(ON_B, cloud.read, fresh, "start", TOLERATE, lambda r: tolerator)
+    assert [(r[2], r[5]) for r in result.rows] == [("host-changed", "tolerated")]
+    assert fresh.queue.items() == []
