@@ -11,10 +11,14 @@ tolerate`` runs:
 * *events*: ``os-onboard watch A B --interval 600`` as shipped: libvirt's
   event feeds wake a pass (the 600 s periodic pass never comes into play);
 * *periodic*: the same command with its event feeds replaced by no-ops
-  (periodic_watch.py; the pass code is unchanged), ``--interval`` seconds.
+  (watch_child.py --no-events; the pass code is unchanged), ``--interval``
+  seconds.
+
+Both run through watch_child.py, which traces each pass (discovery, records,
+Nova-side helper runs): each migration's line says where its time went.
 
 Latency = from the destination host's libvirt lifecycle event for the VM
-(``Resumed Migrated``/``Started Migrated``, timestamped by ``virsh event
+(``Resumed Migrated``: the switchover; timestamped by ``virsh event
 --timestamp`` on that host) to the first moment a tight loop of
 ``GET /servers/{id}`` (OpenStackCloud.server, admin) shows
 ``OS-EXT-SRV-ATTR:host`` = the destination's nova-compute. Migrations are at
@@ -62,7 +66,8 @@ class EventLog:
         self.events: list[tuple[float, str, str]] = []
         self.cond = threading.Condition()
         self.proc = subprocess.Popen(
-            ["virsh", "-r", "-c", uri, "event", "--all", "--loop", "--timestamp"],
+            ["stdbuf", "-oL", "virsh", "-r", "-c", uri, "event", "--all", "--loop",
+             "--timestamp"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -104,7 +109,9 @@ class Lab:
                     "OS_ONBOARD_INSTANCES_PATH": self.lab["LAB_NOVA_INSTANCES_PATH"]}
         self.uris = {"a": self.lab["LAB_HOST_A_URI"], "b": self.lab["LAB_HOST_B_URI"]}
         self.nova_host = {"a": self.lab["LAB_NOVA_HOST_A"], "b": self.lab["LAB_NOVA_HOST_B"]}
-        os.environ["OS_CLOUD"] = "lab-admin"
+        for key in ("OS_CLIENT_CONFIG_FILE",):  # this process's own cloud connection
+            if key in self.lab:
+                os.environ[key] = self.lab[key]
         from os_onboard.cloud.openstack import OpenStackCloud
 
         self.cloud = OpenStackCloud("lab-admin")
@@ -154,11 +161,9 @@ class Lab:
 
 def _watcher(lab: Lab, mode: str, interval: float, log_path: Path) -> subprocess.Popen:
     args = [lab.uris["a"], lab.uris["b"], "--policy", "tolerate"]
-    if mode == "events":
-        cmd = [str(CLI), "watch", *args, "--interval", "600"]
-    else:
-        cmd = [sys.executable, str(HERE / "periodic_watch.py"), *args,
-               "--interval", f"{interval:g}"]
+    cmd = [sys.executable, str(HERE / "watch_child.py"), *args]
+    cmd += ["--interval", "600"] if mode == "events" else ["--no-events", "--interval",
+                                                           f"{interval:g}"]
     out = log_path.open("w")
     return subprocess.Popen(cmd, env=lab.env, stdout=out, stderr=subprocess.STDOUT, text=True)
 
@@ -187,7 +192,7 @@ def _measure(lab: Lab, uuid: str, mode: str, n: int, interval: float, gap: float
             started = time.time()
             lab.migrate(dst)
             done = time.time()
-            t_event = events[dst].wait(lab.vm, started - 1, ("Resumed", "Started"), 10)
+            t_event = events[dst].wait(lab.vm, started - 1, ("Resumed",), 10)
             if t_event is None:
                 log(f"    {mode} #{i + 1}: no lifecycle event on host {dst.upper()}; using "
                     "the end of virsh migrate")
@@ -204,7 +209,8 @@ def _measure(lab: Lab, uuid: str, mode: str, n: int, interval: float, gap: float
             last_event = t_event
             log(f"    {mode} #{i + 1}: {src.upper()}->{dst.upper()} migration "
                 f"{done - started:.1f} s (virsh), event -> Nova host updated "
-                f"{updated - t_event:.2f} s ({polls} polls)")
+                f"{updated - t_event:.2f} s ({polls} polls); "
+                + _breakdown(tmp / f"watch-{mode}.log", t_event, updated))
     finally:
         watcher.terminate()
         try:
@@ -213,6 +219,30 @@ def _measure(lab: Lab, uuid: str, mode: str, n: int, interval: float, gap: float
             watcher.kill()
             watcher.wait()
     return latencies
+
+
+def _breakdown(log_path: Path, t_event: float, updated: float) -> str:
+    """Where the time went, from the watcher's TRACE lines (watch_child.py)."""
+    traces = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        if line.startswith("TRACE "):
+            traces.append(json.loads(line[6:]))
+    passes = [t for t in traces if t["what"] == "pass" and t["end"] >= t_event - 0.5
+              and t["start"] <= updated]
+    for n, p in enumerate(passes, 1):
+        inside = [t for t in traces if p["start"] <= t["start"] <= p["end"]]
+        helpers = [t for t in inside if t["what"] == "nova helper"]
+        if not helpers:
+            continue
+
+        def took(what: str, inside: list = inside) -> float:
+            return sum(t["end"] - t["start"] for t in inside if t["what"] == what)
+
+        return (f"pass {n} since the event did it: started {p['start'] - t_event:+.2f} s, "
+                f"discovery {took('discover'):.2f} s, records {took('records'):.2f} s, "
+                f"first Nova helper run {helpers[0]['end'] - helpers[0]['start']:.2f} s "
+                f"(ended {helpers[0]['end'] - t_event:+.2f} s), {len(helpers)} helper run(s)")
+    return f"{len(passes)} pass(es) traced, none ran the Nova helper"
 
 
 def _pct(values: list[float], p: float) -> float:
