@@ -308,3 +308,25 @@ def test_new_records_without_a_mapping_fail_with_the_reason(cloud):
     [drift] = find_drift(inv, [server(cloud)], HOSTS)
     out = Tolerator(ctx).apply(drift, "tolerate")
     assert out.action == "failed" and "--mapping" in out.detail
+
+
+def test_first_sighting_of_a_drift_comes_from_its_run_in_the_audit_log(tmp_path):
+    from os_onboard.cli.reconcile import _seen_since
+    from os_onboard.state.journal import AuditEntry, AuditLog
+    from os_onboard.state.store import StateStore
+
+    audit = AuditLog(StateStore(f"sqlite:///{tmp_path}/s.db"))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def add(minute, kind, after, action):
+        audit.add(AuditEntry(t0 + timedelta(minutes=minute), UUID1, "lab-vm1", kind,
+                             "ACTIVE (running)", after, "pass", action, ""))
+
+    assert _seen_since(audit, UUID1, "power-changed", "shutoff") is None
+    add(0, "power-changed", "shutoff", "tolerated")   # an earlier shutdown, recorded
+    add(1, "power-changed", "paused", "tolerated")
+    add(2, "power-changed", "shutoff", "deferred")    # this run starts here
+    add(3, "nic-added", "NIC x", "reported")          # other kinds do not break it
+    add(4, "power-changed", "shutoff", "deferred")
+    assert _seen_since(audit, UUID1, "power-changed", "shutoff") == t0 + timedelta(minutes=2)
+    assert _seen_since(audit, UUID1, "power-changed", "paused") is None
