@@ -95,7 +95,10 @@ def run_ours(args: argparse.Namespace) -> int:
     timers.wrap(Applier, "_parallel", lambda self, vms, fn: f"phase: {fn.__name__.lstrip('_')}")
     timers.wrap(Applier, "_batch",
                 lambda self, vms, kind, command, items: f"phase: helper {command}")
-    for name in ("ensure_port", "ensure_instance_dir", "ensure_allocation"):
+    timers.wrap(Applier, "_bulk_ports", lambda *a: "phase: bulk ports")
+    timers.wrap(Applier, "_bulk_allocations", lambda *a: "phase: bulk allocations")
+    for name in ("ensure_port", "ensure_instance_dir", "ensure_allocation", "create_ports",
+                 "create_allocations"):
         timers.wrap(ex, name, lambda *a, name=name: f"executor: {name} (thread time)")
     t_start = time.perf_counter()
     cloud = OpenStackCloud(None)

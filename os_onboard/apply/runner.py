@@ -1,10 +1,14 @@
 """``apply``: execute a saved plan as journaled, resumable steps.
 
-Order: shared records (flavors, images, networks) one by one; then per VM
-ports, volumes and the instance directory (VMs in parallel, bounded); then
-the Nova records of all ready VMs in one helper run (Nova's imports cost
-seconds, paid once); then Placement; then Nova's network cache, again in
-one helper run. A VM whose step fails stops there (its later steps are not
+Order: shared records (flavors, images, networks) one by one; then the VMs
+in chunks, through a pipeline (``Applier._pipeline``): ports (Neutron's bulk
+create), volumes and the instance directory (VMs in parallel, bounded);
+then the chunk's Nova records and network cache, by one ``adopt`` helper
+process that serves every chunk (Nova's imports cost seconds, paid once,
+while the first ports are made); then Placement (bulk). While one chunk is
+in Nova, the next one's ports are made. A first attempt of a step goes in
+bulk; a resumed one, or one whose bulk request failed, goes alone with a
+look-up first. A VM whose step fails stops there (its later steps are not
 attempted) and the others go on; a rerun resumes every VM from its journal.
 
 Safety checks before any write:
@@ -31,14 +35,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from os_onboard.apply import steps as ex
+from os_onboard.apply.helper_stream import HelperStream
 from os_onboard.cloud.nova_helper import run_helper
 from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import ConfigError, OnboardError, StateStoreError
 from os_onboard.plan.cloudview import CloudView, Scope
-from os_onboard.plan.model import Op, Plan, SharedKind, SharedStep, StepKind, VmPlan
+from os_onboard.plan.model import Op, Plan, SharedKind, SharedStep, Step, StepKind, VmPlan
 from os_onboard.state.journal import Journal, StepState
 
 SHARED = ""  # the journal's vm_uuid of shared steps
+#: Largest bulk requests (items): Neutron creates a bulk in one transaction.
+BULK_PORTS = 50
+BULK_SMALLEST = 10  # below that, more requests in parallel do not pay
+#: VMs per pipeline chunk, and chunks being prepared (ports, disks) at once.
+PIPELINE_CHUNK = 10
+PORT_REQUESTS_IN_FLIGHT = 2
+BULK_ALLOCATIONS = 100
 
 
 class StalePlanError(ConfigError):
@@ -104,6 +116,7 @@ class Applier:
         # database stays the truth across runs; this saves a read per step).
         self._steps: dict[tuple[str, str], StepState] = {}
         self._lock = threading.Lock()
+        self._stream: HelperStream | None = None  # the adopt helper, while the pipeline runs
 
     # -- entry point ---------------------------------------------------------------
     def run(self) -> list[VmOutcome]:
@@ -149,9 +162,10 @@ class Applier:
         self._recheck_hypervisors(todo)
         todo = [v for v in todo if self.outcomes[v.uuid].status == "pending"]
         self._run_shared()
-        self._parallel(todo, self._local_steps)
-        self._batch(todo, StepKind.SERVER, "adopt", self._server_items)
+        self._pipeline(todo)
+        # Per VM: resumed allocations, and those of a bulk write that failed.
         self._parallel(todo, self._allocation)
+        # Only where the adopt run above did not rebuild the cache (a resume).
         self._batch(todo, StepKind.NETWORK_CACHE, "network_cache",
                     lambda vms: [{"uuid": v.uuid, "host": v.host} for v in vms])
         for vm in todo:
@@ -279,6 +293,131 @@ class Applier:
         outcome.detail = (f"{key}: {error} (rerun 'os-onboard apply' to resume, or "
                           f"'os-onboard unmanage {vm.name}' to undo)")
 
+    # -- the pipeline ------------------------------------------------------------------
+    def _pipeline(self, vms: list[VmPlan]) -> None:
+        """Chunks of VMs through ports + disks, then Nova, then Placement, overlapped.
+
+        While chunk k+1's ports are made (Neutron), chunk k is adopted by one
+        long-lived ``adopt`` helper (Nova), and chunk k-1's allocations are
+        written (Placement). The helper is started first, so Nova's imports
+        overlap with the first ports too. Within a VM the order of its steps
+        is kept: the journal and resumes see the same steps as before.
+        """
+        chunks = [vms[i:i + PIPELINE_CHUNK] for i in range(0, len(vms), PIPELINE_CHUNK)]
+        if any(self._step_state(vm, StepKind.SERVER.value) != "done" for vm in vms):
+            try:
+                self._stream = HelperStream("adopt", self.options.nova_python,
+                                            self.options.nova_config)
+            except OnboardError:
+                self._stream = None  # the one-shot run says why, per VM
+        in_flight = max(1, min(self.options.parallel, PORT_REQUESTS_IN_FLIGHT))
+        try:
+            with ThreadPoolExecutor(max_workers=in_flight) as local, \
+                    ThreadPoolExecutor(max_workers=1) as placement:
+                prepared = [local.submit(self._prepare_chunk, chunk) for chunk in chunks]
+                written = []
+                for future in prepared:
+                    chunk = future.result()
+                    self._batch(chunk, StepKind.SERVER, "adopt", self._server_items)
+                    written.append(placement.submit(self._bulk_allocations, chunk))
+                for future in written:
+                    future.result()
+        finally:
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
+
+    def _prepare_chunk(self, vms: list[VmPlan]) -> list[VmPlan]:
+        self._bulk_ports(vms)
+        self._parallel(vms, self._local_steps)
+        return vms
+
+    def _run_helper(self, command: str, items: list[dict]) -> list[dict]:
+        timeout = 60 + 5 * len(items)
+        if command == "adopt" and self._stream is not None:
+            try:
+                return self._stream.run(items, timeout)
+            except OnboardError:
+                # A helper that died may have written part of the batch: the
+                # one-shot run below completes it (adopt is idempotent).
+                self._stream.close()
+                self._stream = None
+        return run_helper(command, [], self.options.nova_python, self.options.nova_config,
+                          timeout=timeout, stdin=items)
+
+    # -- first attempts in bulk ------------------------------------------------------
+    def _first_attempts(self, vms: list[VmPlan], kind: StepKind) -> list[tuple[VmPlan, Step]]:
+        """The steps of this kind never started (a resumed step is looked up first,
+        one at a time: it may have left a record behind)."""
+        return [(vm, step) for vm in vms if self.outcomes[vm.uuid].status == "pending"
+                for step in vm.steps if step.kind is kind
+                and self._step_state(vm, step.key) is None]
+
+    def _chunks(self, items: list, largest: int) -> list[list]:
+        """Up to ``parallel`` requests at a time, of BULK_SMALLEST to ``largest`` items."""
+        share = -(-len(items) // max(1, self.options.parallel))
+        size = min(largest, max(BULK_SMALLEST, share))
+        return [items[i:i + size] for i in range(0, len(items), size)]
+
+    def _bulk_ports(self, vms: list[VmPlan]) -> None:
+        """New ports in Neutron's bulk create: one request (and one transaction)
+        per chunk instead of one per port. A chunk that fails is left to the
+        per-VM steps, which look each port up before creating it."""
+        batch = self._first_attempts(vms, StepKind.PORT)
+
+        def chunk(items: list[tuple[VmPlan, Step]]) -> None:
+            for vm, step in items:
+                self._record(vm.uuid, step.key, "started")
+            try:
+                ports = ex.create_ports(self.env, items)
+            except OnboardError:
+                return  # _local_steps resumes them (a look-up, then one create each)
+            for (vm, step), port in zip(items, ports, strict=True):
+                try:
+                    result = ex.port_result(vm, step, port)
+                except OnboardError as exc:
+                    self._fail(vm, step.key, str(exc))
+                    continue
+                self._record(vm.uuid, step.key, "done", result)
+                self.outcomes[vm.uuid].steps_done += 1
+
+        self._in_threads(chunk, self._chunks(batch, BULK_PORTS))
+
+    def _bulk_allocations(self, vms: list[VmPlan]) -> None:
+        """New consumers in Placement's bulk write (POST /allocations), a chunk
+        per request; a chunk that fails is left to the per-VM steps."""
+        ready = [vm for vm in vms if self.outcomes[vm.uuid].status == "pending"
+                 and self._step_state(vm, StepKind.SERVER.value) == "done"]
+        batch = [(vm, step) for vm, step in self._first_attempts(ready, StepKind.ALLOCATION)]
+
+        def chunk(items: list[tuple[VmPlan, Step]]) -> None:
+            for vm, step in items:
+                self._record(vm.uuid, step.key, "started")
+            try:
+                results = ex.create_allocations(self.env, [
+                    (vm, self._flavor(vm), step.params["project_id"],
+                     step.params["user_id"] or self.env.default_user_id)
+                    for vm, step in items])
+            except OnboardError:
+                return  # _allocation resumes them (a look-up, then one write each)
+            for (vm, step), result in zip(items, results, strict=True):
+                self._record(vm.uuid, step.key, "done", result)
+                self.outcomes[vm.uuid].steps_done += 1
+
+        self._in_threads(chunk, self._chunks(batch, BULK_ALLOCATIONS))
+
+    def _in_threads(self, fn: Callable[[list], None], chunks: list[list]) -> None:
+        if len(chunks) <= 1:
+            for c in chunks:
+                fn(c)
+            return
+        with ThreadPoolExecutor(max_workers=max(1, self.options.parallel)) as pool:
+            list(pool.map(fn, chunks))
+
+    def _flavor(self, vm: VmPlan) -> dict:
+        server = next(s for s in vm.steps if s.kind is StepKind.SERVER)
+        return self.env.shared[server.params["flavor"]]
+
     def _local_steps(self, vm: VmPlan) -> None:
         for step in vm.steps:
             if step.kind is StepKind.PORT:
@@ -302,8 +441,21 @@ class Applier:
         items = []
         for vm in vms:
             step = next(s for s in vm.steps if s.kind is StepKind.SERVER)
-            items.append(ex.server_item(self.env, vm, step, self._results(vm), self.when))
+            item = ex.server_item(self.env, vm, step, self._results(vm), self.when)
+            if self._step_state(vm, StepKind.NETWORK_CACHE.value) != "done":
+                # The same helper run rebuilds the cache (Nova's refresh); its
+                # step is journaled as started like the server's.
+                item["network_cache"] = True
+                self._record(vm.uuid, StepKind.NETWORK_CACHE.value, "started")
+            items.append(item)
         return items
+
+    def _cache_built(self, vm: VmPlan, result: dict) -> None:
+        """The adopt run rebuilt this VM's network cache too: journal that step."""
+        if "network_cache" in result:
+            self._record(vm.uuid, StepKind.NETWORK_CACHE.value, "done",
+                         result["network_cache"])
+            self.outcomes[vm.uuid].steps_done += 1
 
     def _batch(self, vms: list[VmPlan], kind: StepKind, command: str,
                make_items: Callable[[list[VmPlan]], list[dict]]) -> None:
@@ -320,9 +472,7 @@ class Applier:
         for vm in ready:
             self._record(vm.uuid, kind.value, "started")
         try:
-            results = run_helper(command, [], self.options.nova_python,
-                                 self.options.nova_config, timeout=60 + 5 * len(ready),
-                                 stdin=make_items(ready))
+            results = self._run_helper(command, make_items(ready))
         except OnboardError as exc:
             for vm in ready:
                 self._fail(vm, kind.value, str(exc))
@@ -336,11 +486,12 @@ class Applier:
                 self._record(vm.uuid, kind.value, "done", result)
                 self.outcomes[vm.uuid].steps_done += 1
                 self._tick(f"{vm.name} {kind.value}")
+                if kind is StepKind.SERVER:
+                    self._cache_built(vm, result)
 
     def _allocation(self, vm: VmPlan) -> None:
         step = next(s for s in vm.steps if s.kind is StepKind.ALLOCATION)
-        server = next(s for s in vm.steps if s.kind is StepKind.SERVER)
-        flavor = self.env.shared[server.params["flavor"]]
+        flavor = self._flavor(vm)
         user = step.params["user_id"] or self.env.default_user_id
         self._execute(vm, step.key, lambda r: ex.ensure_allocation(
             self.env, vm, flavor, step.params["project_id"], user, r))

@@ -57,14 +57,46 @@ def marker(vm: VmPlan, when: str) -> str:
     return f"host={vm.host_uri} node={vm.node} at={when}"
 
 
+def _network_id(env: ApplyEnv, name_or_id: str) -> str:
+    network = env.shared.get(f"network:{name_or_id}", {}).get("id")
+    if network is None:
+        found = [n for n in env.networks() if name_or_id in (n["id"], n["name"])]
+        if not found:
+            raise ConfigError(f"Neutron network {name_or_id!r} not found")
+        network = found[0]["id"]
+    return network
+
+
+def port_request(env: ApplyEnv, vm: VmPlan, step: Step) -> dict:
+    """The attributes of the port a PORT step creates (one create, or one of a bulk)."""
+    p = step.params
+    network = _network_id(env, p["network"])
+    subnets = {s["name"]: s["id"] for s in env.subnets() if s["network_id"] == network}
+    fixed_ips = [{"subnet_id": subnets.get(f["subnet"], f["subnet"]),
+                  "ip_address": f["ip_address"]} for f in p["fixed_ips"]]
+    return {"network_id": network, "mac_address": p["mac"], "fixed_ips": fixed_ips,
+            "device_id": vm.uuid, "device_owner": f"compute:{env.availability_zone}",
+            "binding_host_id": vm.host, "project_id": vm_project(vm),
+            "name": f"{vm.name}-{p['mac'].replace(':', '')[-6:]}",
+            "description": PORT_DESCRIPTION.format(name=vm.name)}
+
+
+def port_result(vm: VmPlan, step: Step, port: dict) -> dict:
+    """What the journal keeps of a PORT step; refuses a port nobody bound."""
+    p = step.params
+    if port["vif_type"] in ("binding_failed", "unbound", None):
+        # nova-compute would die plugging it on its next restart (os-vif):
+        # refuse before Nova ever sees the instance.
+        raise CloudError(f"port {port['id']} ({p['mac']}) is {port['vif_type']} on host "
+                         f"{vm.host}: no mechanism driver binds it there (configure "
+                         f"onboard_bridge for bridge {p['bridge']})")
+    return {"port_id": port["id"], "mac": p["mac"], "vif_type": port["vif_type"],
+            "ips": [f["ip_address"] for f in port["fixed_ips"]]}
+
+
 def ensure_port(env: ApplyEnv, vm: VmPlan, step: Step, resume: bool = True) -> dict:
     p = step.params
-    network = env.shared.get(f"network:{p['network']}", {}).get("id")
-    if network is None:
-        found = [n for n in env.networks() if p["network"] in (n["id"], n["name"])]
-        if not found:
-            raise ConfigError(f"Neutron network {p['network']!r} not found")
-        network = found[0]["id"]
+    network = _network_id(env, p["network"])
     # On a first attempt a port of ours cannot exist yet, and someone else's
     # with this MAC makes the create fail with 409: no look-up needed.
     ports = env.cloud.ports(mac_address=p["mac"], network_id=network) if resume else []
@@ -78,23 +110,26 @@ def ensure_port(env: ApplyEnv, vm: VmPlan, step: Step, resume: bool = True) -> d
         if port["host"] != vm.host:
             port = env.cloud.update_port(port["id"], binding_host_id=vm.host)
     else:
-        subnets = {s["name"]: s["id"] for s in env.subnets() if s["network_id"] == network}
-        fixed_ips = [{"subnet_id": subnets.get(f["subnet"], f["subnet"]),
-                      "ip_address": f["ip_address"]} for f in p["fixed_ips"]]
-        port = env.cloud.create_port(
-            network_id=network, mac_address=p["mac"], fixed_ips=fixed_ips,
-            device_id=vm.uuid, device_owner=f"compute:{env.availability_zone}",
-            binding_host_id=vm.host, project_id=vm_project(vm),
-            name=f"{vm.name}-{p['mac'].replace(':', '')[-6:]}",
-            description=PORT_DESCRIPTION.format(name=vm.name))
-    if port["vif_type"] in ("binding_failed", "unbound", None):
-        # nova-compute would die plugging it on its next restart (os-vif):
-        # refuse before Nova ever sees the instance.
-        raise CloudError(f"port {port['id']} ({p['mac']}) is {port['vif_type']} on host "
-                         f"{vm.host}: no mechanism driver binds it there (configure "
-                         f"onboard_bridge for bridge {p['bridge']})")
-    return {"port_id": port["id"], "mac": p["mac"], "vif_type": port["vif_type"],
-            "ips": [f["ip_address"] for f in port["fixed_ips"]]}
+        port = env.cloud.create_port(**port_request(env, vm, step))
+    return port_result(vm, step, port)
+
+
+def create_ports(env: ApplyEnv, batch: list[tuple[VmPlan, Step]]) -> list[dict]:
+    """First attempts of many PORT steps in one Neutron request (all or none).
+
+    Returns the ports in ``batch`` order (``port_result`` checks each); a
+    caller whose bulk failed retries the steps one by one (resume=True: a
+    look-up first), so the step at fault fails alone.
+    """
+    ports = env.cloud.create_ports([port_request(env, vm, step) for vm, step in batch])
+    by_mac = {p["mac"]: p for p in ports}
+    out = []
+    for _vm, step in batch:
+        port = by_mac.get(step.params["mac"].lower())
+        if port is None:
+            raise CloudError(f"bulk port create returned no port for {step.params['mac']}")
+        out.append(port)
+    return out
 
 
 def _connector(env: ApplyEnv, vm: VmPlan, target: str) -> dict:
@@ -265,28 +300,52 @@ def server_item(env: ApplyEnv, vm: VmPlan, step: Step, results: dict[str, dict],
             "metadata": {MARKER_KEY: marker(vm, when)}, "bdms": bdms, "ports": ports}
 
 
-def ensure_allocation(env: ApplyEnv, vm: VmPlan, flavor: dict, project_id: str,
-                      user_id: str, resume: bool = True) -> dict:
+def _allocation(env: ApplyEnv, vm: VmPlan, flavor: dict) -> tuple[str, dict[str, int]]:
+    """(provider, resources) of a VM's allocation: its flavor on its compute node."""
     hyp = env.hypervisors.get(vm.node or "")
     if hyp is None:
         raise CloudError(f"compute node {vm.node} not found")
     resources = {"VCPU": flavor["vcpus"], "MEMORY_MB": flavor["ram"]}
     if flavor["disk"]:
         resources["DISK_GB"] = flavor["disk"]
+    return hyp["uuid"], resources
+
+
+def ensure_allocation(env: ApplyEnv, vm: VmPlan, flavor: dict, project_id: str,
+                      user_id: str, resume: bool = True) -> dict:
+    provider, resources = _allocation(env, vm, flavor)
     if not resume:  # a new consumer: generation None; Placement answers 409 otherwise
         try:
-            env.cloud.put_allocations(vm.uuid, hyp["uuid"], resources, project_id, user_id,
+            env.cloud.put_allocations(vm.uuid, provider, resources, project_id, user_id,
                                       None)
-            return {"provider": hyp["uuid"], "resources": resources}
+            return {"provider": provider, "resources": resources}
         except CloudError as exc:
             if getattr(exc, "status_code", None) != 409:
                 raise
     current = env.cloud.allocations(vm.uuid)
-    mine = (current.get("allocations") or {}).get(hyp["uuid"], {}).get("resources")
+    mine = (current.get("allocations") or {}).get(provider, {}).get("resources")
     if mine != resources:
-        env.cloud.put_allocations(vm.uuid, hyp["uuid"], resources, project_id, user_id,
+        env.cloud.put_allocations(vm.uuid, provider, resources, project_id, user_id,
                                   current.get("consumer_generation"))
-    return {"provider": hyp["uuid"], "resources": resources}
+    return {"provider": provider, "resources": resources}
+
+
+def create_allocations(env: ApplyEnv, batch: list[tuple[VmPlan, dict, str, str]]) -> list[dict]:
+    """First attempts of many ALLOCATION steps in one Placement request (all or none).
+
+    ``batch``: (vm, flavor, project_id, user_id). Every consumer is new
+    (generation None), so a consumer that exists after all makes the whole
+    request fail with 409; the caller then retries one by one (resume=True).
+    """
+    consumers, results = {}, []
+    for vm, flavor, project_id, user_id in batch:
+        provider, resources = _allocation(env, vm, flavor)
+        consumers[vm.uuid] = {"provider": provider, "resources": resources,
+                              "project_id": project_id, "user_id": user_id,
+                              "generation": None}
+        results.append({"provider": provider, "resources": resources})
+    env.cloud.post_allocations(consumers)
+    return results
 
 
 def as_dict(value: Any) -> dict:

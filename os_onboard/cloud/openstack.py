@@ -285,6 +285,15 @@ class OpenStackCloud:
                      lambda: self._conn.network.create_port(**attrs))
         return _port(port)
 
+    def create_ports(self, ports: list[dict[str, Any]]) -> list[dict]:
+        """Neutron's bulk create: one request, one transaction (all or none).
+
+        The ports come back in the order given.
+        """
+        made = _call(f"create {len(ports)} ports",
+                     lambda: list(self._conn.network.create_ports(ports)))
+        return [_port(p) for p in made]
+
     def update_port(self, port_id: str, **attrs: Any) -> dict:
         port = _call(f"update port {port_id}",
                      lambda: self._conn.network.update_port(port_id, **attrs))
@@ -398,6 +407,20 @@ class OpenStackCloud:
         response = self._rest("placement").put(f"/allocations/{consumer}", json=body,
                                             microversion=PLACEMENT_ALLOCATIONS)
         _json(f"allocate {consumer}", response)
+
+    def post_allocations(self, consumers: dict[str, dict]) -> None:
+        """Placement's bulk write (POST /allocations): every consumer or none.
+
+        ``consumers``: consumer uuid -> {"provider", "resources", "project_id",
+        "user_id", "generation"} (generation None: a new consumer).
+        """
+        body = {uuid: {"allocations": {c["provider"]: {"resources": c["resources"]}},
+                       "consumer_generation": c["generation"], "project_id": c["project_id"],
+                       "user_id": c["user_id"], "consumer_type": "INSTANCE"}
+                for uuid, c in consumers.items()}
+        response = self._rest("placement").post("/allocations", json=body,
+                                             microversion=PLACEMENT_ALLOCATIONS)
+        _json(f"allocate {len(consumers)} consumers", response)
 
     def delete_allocations(self, consumer: str) -> None:
         response = self._rest("placement").delete(f"/allocations/{consumer}",

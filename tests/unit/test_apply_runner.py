@@ -17,7 +17,8 @@ import pytest
 from os_onboard.apply import release, runner, steps
 from os_onboard.apply.runner import Applier, ApplyOptions, StalePlanError, apply_lock
 from os_onboard.apply.steps import DISK_KEY, ApplyEnv
-from os_onboard.exceptions import CloudError, StateStoreError
+from os_onboard.cloud.openstack import TemporaryCloudError
+from os_onboard.exceptions import CloudError, NovaHelperError, StateStoreError
 from os_onboard.hostside import persistent
 from os_onboard.inventory.models import (
     AddressSource,
@@ -53,9 +54,9 @@ SUBNET = {"id": "sub-lab", "name": "onboard-lab-v4", "network_id": "net-lab",
           "cidr": "192.168.150.0/24", "enable_dhcp": False, "ip_version": 4}
 #: Calls that write to the cloud (or would, for delete_attachment: never allowed).
 WRITES = {"create_flavor", "create_image_record", "upload_image", "create_network",
-          "create_subnet", "create_port", "update_port", "delete_port", "manage_volume",
-          "create_attachment", "complete_attachment", "delete_attachment",
-          "reset_volume_detached", "unmanage_volume", "put_allocations",
+          "create_subnet", "create_port", "create_ports", "update_port", "delete_port",
+          "manage_volume", "create_attachment", "complete_attachment", "delete_attachment",
+          "reset_volume_detached", "unmanage_volume", "put_allocations", "post_allocations",
           "delete_allocations"}
 
 
@@ -80,6 +81,8 @@ class FakeCloud:
         self.calls: list[str] = []
         self.fail_on: dict[str, int] = {}  # method -> failures still to inject
         self.bind_fail: set[str] = set()   # MACs whose ports come back binding_failed
+        self.lose_answers: set[str] = set()  # bulk writes that commit, then time out
+        self.cache_fail: set[str] = set()  # UUIDs whose cache the adopt run cannot build
         self.servers_, self.volumes_, self.attachments_, self.allocs = {}, {}, {}, {}
         self.ports_: list[dict] = []
         self.flavors_: list[dict] = []
@@ -130,6 +133,16 @@ class FakeCloud:
                 if all(p[field[k]] == v for k, v in filters.items())]
     def _vif(self, mac):
         return "binding_failed" if mac in self.bind_fail else "bridge"
+    def create_ports(self, ports):
+        """Neutron's bulk create: one transaction, all or none."""
+        taken = {(p["network_id"], p["mac"]) for p in self.ports_}
+        clash = [a["mac_address"] for a in ports if (a["network_id"], a["mac_address"]) in taken]
+        if clash:
+            raise conflict(f"MAC {clash[0]} is in use")
+        made = [self.create_port.__wrapped__(self, **a) for a in ports]
+        if "create_ports" in self.lose_answers:
+            raise TemporaryCloudError("create ports: read timed out")
+        return made
     def create_port(self, **a):
         self.ports_.append({
             "id": self._id("port"), "name": a["name"], "network_id": a["network_id"],
@@ -190,6 +203,18 @@ class FakeCloud:
         self.allocs[consumer] = {"allocations": {provider: {"resources": dict(resources)}},
                                  "consumer_generation": (generation or 0) + 1,
                                  "project_id": project_id, "user_id": user_id}
+    def post_allocations(self, consumers):
+        """Placement's POST /allocations: all or none; a known consumer needs its
+        generation."""
+        stale = [u for u, c in consumers.items()
+                 if self.allocs.get(u, {}).get("consumer_generation") != c["generation"]]
+        if stale:
+            raise conflict(f"consumer generation conflict for {stale[0]}")
+        for uuid, c in consumers.items():
+            self.put_allocations.__wrapped__(self, uuid, c["provider"], c["resources"],
+                                             c["project_id"], c["user_id"], c["generation"])
+        if "post_allocations" in self.lose_answers:
+            raise TemporaryCloudError("allocate: read timed out")
     def delete_allocations(self, consumer):
         self.allocs.pop(consumer, None)
 
@@ -198,16 +223,28 @@ class FakeCloud:
         assert (python, list(config_files)) == ("nova-python", ["nova.conf"])
         self.calls.append(f"helper:{command}")
         self.helper_items[command].extend(copy.deepcopy(stdin))
+        results = []
         for item in stdin:
+            result = {"uuid": item["uuid"], "purged": command == "release"}
             if command == "adopt":
                 self.servers_[item["uuid"]] = {
                     "name": item["name"], "status": "ACTIVE", "host": item["host"],
                     "node": item["node"], "metadata": dict(item["metadata"]),
                     "project_id": item["project_id"], "flavor": None,
                     "power_state": item["power_state"], "task_state": None}
+                if item.get("network_cache") and item["uuid"] in self.cache_fail:
+                    result["network_cache_error"] = "NeutronClientException: injected"
+                elif item.get("network_cache"):
+                    result["network_cache"] = {"vifs": self.vifs(item["uuid"])}
+            elif command == "network_cache":
+                result["vifs"] = self.vifs(item["uuid"])
             elif command == "release":
                 self.servers_.pop(item["uuid"], None)
-        return [{"uuid": i["uuid"], "purged": command == "release"} for i in stdin]
+            results.append(result)
+        return results
+
+    def vifs(self, uuid):
+        return [{"id": p["id"], "mac": p["mac"]} for p in self.ports_ if p["device_id"] == uuid]
 
     def cinder_helper(self, command, stdin):
         self.calls.append(f"cinder:{command}")
@@ -221,6 +258,12 @@ for _name, _fn in list(vars(FakeCloud).items()):
     if callable(_fn) and not _name.startswith("_") and _name not in (
             "writes", "nova_helper", "cinder_helper"):
         setattr(FakeCloud, _name, logged(_fn))
+
+
+def conflict(message):
+    error = CloudError(f"HTTP 409: {message}")
+    error.status_code = 409
+    return error
 
 
 # -- the inventory and the world --------------------------------------------------------
@@ -277,11 +320,37 @@ class World:
         self.live: Inventory | None = None  # what discover_hosts sees (None: as planned)
         self.renames: list[tuple[str, dict]] = []
         monkeypatch.setattr(runner, "run_helper", self.cloud.nova_helper)
+        monkeypatch.setattr(runner, "HelperStream", self.stream)
+        self.streams: list[str] = []  # commands of the long-lived helpers started
+        self.stream_dies_after = None  # batches a stream answers before it dies
         monkeypatch.setattr(release, "run_helper", self.cloud.nova_helper)
         monkeypatch.setattr(steps, "run_cinder_helper", self.cloud.cinder_helper)
         monkeypatch.setattr(runner, "discover_hosts", lambda uris: self.live or self.planned)
         monkeypatch.setattr(persistent, "apply_renames", lambda uri, uuid, renames, dirs:
                             self.renames.append((uuid, dict(renames))) or True)
+
+    def stream(self, command, python, config_files):
+        """runner.HelperStream: one helper fed batch after batch."""
+        world, cloud = self, self.cloud
+        world.streams.append(command)
+
+        class Stream:
+            answered = 0
+
+            def run(self, items, timeout):
+                if world.stream_dies_after is not None and \
+                        self.answered >= world.stream_dies_after:
+                    # killed half-way through the batch: the first half is written
+                    cloud.nova_helper(command, [], python, config_files,
+                                      stdin=items[:len(items) // 2])
+                    raise NovaHelperError(f"os_onboard_nova.{command} failed: killed")
+                self.answered += 1
+                return cloud.nova_helper(command, [], python, config_files, stdin=items)
+
+            def close(self):
+                pass
+
+        return Stream()
 
     def plan(self, *vms):
         self.planned = inventory(*vms)
@@ -289,10 +358,11 @@ class World:
         return self.journal.load_plan(self.journal.save_plan(
             build_plan(self.planned, 1, view, MAPPING)))
 
-    def apply(self, plan_id, plan):
+    def apply(self, plan_id, plan, check_fingerprint=True):
         env = ApplyEnv(cloud=self.cloud, instances_path=str(self.tmp / "instances"),
                        libvirt_config_dirs=[str(self.tmp / "libvirt")])
-        options = ApplyOptions(parallel=2, nova_python="nova-python", nova_config=["nova.conf"])
+        options = ApplyOptions(parallel=2, nova_python="nova-python", nova_config=["nova.conf"],
+                               check_fingerprint=check_fingerprint)
         return {o.name: o for o in Applier(plan_id, plan, self.journal, env, options).run()}
 
     def ports_of(self, mac):
@@ -349,7 +419,11 @@ def test_first_apply_adopts_the_vm(world):
         volume["id"], attachment["id"], None)
     assert data["connection_info"]["serial"] == volume["id"]
     assert MARKER_KEY in item["metadata"]
-    assert world.cloud.helper_items["network_cache"] == [{"uuid": UUID1, "host": "compute-hv1"}]
+    # The adopt run rebuilt the network cache too: no second helper run.
+    assert item["network_cache"] is True and "network_cache" not in world.cloud.helper_items
+    assert journal[(UUID1, "network-cache")].result == {
+        "vifs": [{"id": port_ids[0], "mac": MAC1}, {"id": port_ids[1], "mac": MAC2}]}
+    assert [c for c in world.cloud.calls if c.startswith("helper:")] == ["helper:adopt"]
     assert world.cloud.allocs[UUID1] == {
         "allocations": {"rp-hv1": {"resources": {"VCPU": 1, "MEMORY_MB": 96, "DISK_GB": 1}}},
         "consumer_generation": 1, "project_id": "p-demo", "user_id": "u-demo"}
@@ -367,24 +441,27 @@ def test_rerun_is_a_no_op(world):
 
 def test_failed_step_resumes_on_rerun(world):
     plan_id, plan = world.plan(vm1())
-    world.cloud.fail_on["put_allocations"] = 1
+    # The bulk write fails, and so does the one-by-one retry of its VM.
+    world.cloud.fail_on.update(post_allocations=1, put_allocations=1)
     outcome = world.apply(plan_id, plan)["lab-vm1"]
     assert outcome.status == "failed"
     assert "allocation: put_allocations: injected failure" in outcome.detail
     assert "rerun 'os-onboard apply'" in outcome.detail
     journal = world.journal.steps(plan_id)
     assert journal[(UUID1, "allocation")].status == "failed"
-    assert (UUID1, "network-cache") not in journal
+    assert journal[(UUID1, "network-cache")].status == "done"  # built with the server
 
     outcome = world.apply(plan_id, plan)["lab-vm1"]
     assert outcome.status == "adopted"
     assert {s.status for s in world.journal.steps(plan_id).values()} == {"done"}
     assert len(world.ports_of(MAC1)) == len(world.ports_of(MAC2)) == 1
     assert len(world.cloud.volumes_) == len(world.cloud.attachments_) == 1
-    counts = {c: world.cloud.calls.count(c) for c in ("create_port", "manage_volume",
-                                                       "helper:adopt", "put_allocations")}
-    assert counts == {"create_port": 2, "manage_volume": 1, "helper:adopt": 1,
-                      "put_allocations": 2}
+    counts = {c: world.cloud.calls.count(c) for c in (
+        "create_ports", "create_port", "manage_volume", "helper:adopt", "post_allocations",
+        "allocations", "put_allocations", "helper:network_cache")}
+    assert counts == {"create_ports": 1, "create_port": 0, "manage_volume": 1,
+                      "helper:adopt": 1, "post_allocations": 1, "allocations": 2,
+                      "put_allocations": 2, "helper:network_cache": 0}
     assert world.cloud.allocs[UUID1]["allocations"]["rp-hv1"]["resources"]["VCPU"] == 1
 
 
@@ -404,7 +481,9 @@ def test_kill_between_write_and_journal_reuses_the_records(world):
     assert [p["id"] for p in world.ports_of(MAC1)] == [early["id"]]
     assert world.ports_of(MAC1)[0]["host"] == "compute-hv1"  # bound on resume
     assert len(world.ports_of(MAC2)) == 1
-    assert world.cloud.calls.count("create_port") == 1
+    # MAC1's step was started: looked up and bound; MAC2's had not: created (in bulk).
+    assert (world.cloud.calls.count("create_port"), world.cloud.calls.count("create_ports")) \
+        == (0, 1)
     assert "manage_volume" not in world.cloud.calls and len(world.cloud.volumes_) == 1
     assert world.journal.steps(plan_id)[(UUID1, f"port:{MAC1}")].result["port_id"] == early["id"]
 
@@ -449,6 +528,114 @@ def test_unbindable_port_fails_the_vm_before_nova(world):
     assert [c for c in world.cloud.calls if ":" in c] == []  # no Nova (nor Cinder) helper
     assert "manage_volume" not in world.cloud.calls and UUID1 not in world.cloud.allocs
     assert world.journal.steps(plan_id)[(UUID1, f"port:{MAC1}")].status == "failed"
+
+
+def three_vms():
+    return [vm1(), guest("lab-vm2", UUID2, nic(MAC3, IP3)), guest("lab-vm3", UUID3, nic(MAC4, IP4))]
+
+
+def test_new_records_are_written_in_bulk(world):
+    plan_id, plan = world.plan(*three_vms())
+    outcomes = world.apply(plan_id, plan)
+    assert {o.status for o in outcomes.values()} == {"adopted"}
+    assert {s.status for s in world.journal.steps(plan_id).values()} == {"done"}
+    # one request for the four ports, one for the three allocations, one helper run
+    writes = [c for c in world.cloud.writes() if c not in ("create_flavor",
+                                                           "create_image_record")]
+    assert sorted(set(writes)) == ["cinder:adopt_volume", "complete_attachment",
+                                   "create_attachment", "create_ports", "helper:adopt",
+                                   "manage_volume", "post_allocations"]
+    assert (writes.count("create_ports"), writes.count("post_allocations"),
+            writes.count("helper:adopt")) == (1, 1, 1)
+    assert sorted(p["mac"] for p in world.cloud.ports_) == [MAC1, MAC2, MAC3, MAC4]
+    assert {p["device_id"] for p in world.cloud.ports_ if p["mac"] == MAC3} == {UUID2}
+    assert set(world.cloud.allocs) == {UUID1, UUID2, UUID3}
+    assert world.cloud.allocs[UUID2]["allocations"]["rp-hv1"]["resources"]["VCPU"] == 1
+
+
+def test_bulk_writes_whose_answer_was_lost_create_no_duplicates(world):
+    plan_id, plan = world.plan(*three_vms())
+    # Both bulk requests commit, then time out: each VM's step looks its record up.
+    world.cloud.lose_answers.update({"create_ports", "post_allocations"})
+    outcomes = world.apply(plan_id, plan)
+    assert {o.status for o in outcomes.values()} == {"adopted"}
+    assert sorted(p["mac"] for p in world.cloud.ports_) == [MAC1, MAC2, MAC3, MAC4]
+    assert world.cloud.calls.count("create_port") == 0  # found, not created again
+    assert world.cloud.calls.count("put_allocations") == 0  # found as wanted
+    assert {a["consumer_generation"] for a in world.cloud.allocs.values()} == {1}
+    journal = world.journal.steps(plan_id)
+    assert journal[(UUID2, f"port:{MAC3}")].result["port_id"] == world.ports_of(MAC3)[0]["id"]
+
+
+def test_a_port_clash_in_a_bulk_fails_only_its_vm(world):
+    plan_id, plan = world.plan(*three_vms())
+    # Someone takes MAC3 after the plan's check: Neutron refuses the whole bulk.
+    world.cloud.ports_.append(port("port-x", MAC3, "10.9.9.9", device_id="someone-else"))
+    outcomes = world.apply(plan_id, plan, check_fingerprint=False)
+    assert outcomes["lab-vm2"].status == "failed"
+    assert f"MAC {MAC3} is now used by port port-x" in outcomes["lab-vm2"].detail
+    assert outcomes["lab-vm1"].status == outcomes["lab-vm3"].status == "adopted"
+    assert [p["device_id"] for p in world.ports_of(MAC3)] == ["someone-else"]
+    assert [i["uuid"] for i in world.cloud.helper_items["adopt"]] == [UUID1, UUID3]
+    assert set(world.cloud.allocs) == {UUID1, UUID3}
+
+
+def test_cache_the_adopt_run_could_not_build_is_rebuilt_after(world):
+    plan_id, plan = world.plan(*three_vms())
+    world.cloud.cache_fail.add(UUID2)
+    outcomes = world.apply(plan_id, plan)
+    assert {o.status for o in outcomes.values()} == {"adopted"}
+    assert world.cloud.helper_items["network_cache"] == [{"uuid": UUID2, "host": "compute-hv1"}]
+    assert world.journal.steps(plan_id)[(UUID2, "network-cache")].result["vifs"] == [
+        {"id": world.ports_of(MAC3)[0]["id"], "mac": MAC3}]
+
+
+def test_kill_after_the_adopt_run_rebuilds_only_the_cache(world):
+    plan_id, plan = world.plan(vm1())
+    world.apply(plan_id, plan)
+    # as if killed after the helper's answer, before the cache's journal entry
+    world.journal.record(plan_id, UUID1, "network-cache", "started")
+    world.cloud.calls.clear()
+    assert world.apply(plan_id, plan)["lab-vm1"].status == "adopted"
+    assert [c for c in world.cloud.writes()] == ["helper:network_cache"]
+    assert world.journal.steps(plan_id)[(UUID1, "network-cache")].status == "done"
+
+
+def many_vms(count):
+    return [guest(f"lab-m{i:02d}", f"{i:08x}-0000-4000-8000-000000000000",
+                  nic(f"52:54:00:0c:00:{i:02x}", f"192.168.150.{100 + i}"))
+            for i in range(count)]
+
+
+def test_vms_go_through_the_pipeline_in_chunks(world):
+    vms = many_vms(2 * runner.PIPELINE_CHUNK + 3)
+    plan_id, plan = world.plan(*vms)
+    outcomes = world.apply(plan_id, plan)
+    assert {o.status for o in outcomes.values()} == {"adopted"}
+    assert {s.status for s in world.journal.steps(plan_id).values()} == {"done"}
+    assert world.streams == ["adopt"]  # one helper process for every chunk
+    calls = world.cloud.calls
+    assert (calls.count("helper:adopt"), calls.count("create_ports"),
+            calls.count("post_allocations")) == (3, 3, 3)
+    assert sorted(i["uuid"] for i in world.cloud.helper_items["adopt"]) == sorted(
+        v.uuid for v in vms)
+    assert len(world.cloud.ports_) == len(world.cloud.allocs) == len(vms)
+
+
+def test_a_helper_that_dies_mid_apply_is_replaced(world):
+    vms = many_vms(2 * runner.PIPELINE_CHUNK)
+    plan_id, plan = world.plan(*vms)
+    world.stream_dies_after = 1  # the second chunk's run dies half-way
+    outcomes = world.apply(plan_id, plan)
+    assert {o.status for o in outcomes.values()} == {"adopted"}
+    # the stream's two runs (the second one died), then a one-shot run of the second
+    # chunk, whose first half the helper sees for the second time (adopt is idempotent)
+    assert world.cloud.calls.count("helper:adopt") == 3
+    sent = [i["uuid"] for i in world.cloud.helper_items["adopt"]]
+    chunk = runner.PIPELINE_CHUNK
+    assert sent == [v.uuid for v in vms[:chunk + chunk // 2]] + [v.uuid for v in vms[chunk:]]
+    assert set(world.cloud.servers_) == {v.uuid for v in vms}
+    assert {s.status for s in world.journal.steps(plan_id).values()} == {"done"}
 
 
 def test_apply_lock_is_exclusive_and_released(tmp_path):

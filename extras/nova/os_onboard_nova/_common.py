@@ -43,37 +43,62 @@ def cell_for_host(ctxt: Any, objects: Any, host: str) -> Any:
         return cells[0]
 
 
-def run_batch(handler: Callable[[dict], dict], args: argparse.Namespace,
-              workers: int = 1) -> int:
-    """Read a JSON list of items on stdin, handle each, print one JSON list.
+def _batches() -> Any:
+    """The JSON lists on stdin: one per line (a caller feeding batch after batch
+    to one process), or one document over several lines."""
+    first = sys.stdin.readline()
+    try:
+        yield json.loads(first)
+    except json.JSONDecodeError:
+        yield json.loads(first + sys.stdin.read())
+        return
+    for line in sys.stdin:
+        if line.strip():
+            yield json.loads(line)
 
+
+def run_batch(handler: Callable[..., dict], args: argparse.Namespace,
+              workers: int = 1, prepare: Callable[[list[dict]], Any] | None = None) -> int:
+    """Read JSON lists of items on stdin, handle each item, print one JSON list per list.
+
+    Each list is answered on one line as soon as it is done (flushed), so a
+    caller may keep one process - and Nova's seconds of imports - for many
+    batches, writing the next list when it likes; EOF ends the process.
     One item's failure does not stop the others: its result is
     ``{"uuid": …, "error": "…"}`` and the exit status stays 0, so the caller
     journals every VM's outcome. ``workers`` > 1 handles items in threads
-    (for handlers that mostly wait on other services' APIs).
+    (for handlers that mostly wait on other services' APIs). With
+    ``prepare``, ``handler(item, prepare(items))``: what a whole list needs
+    is read once (a failed prepare fails the process: nothing was written).
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    items = json.load(sys.stdin)
-
-    def one(item: dict) -> dict:
+    def one(item: dict, prepared: Any) -> dict:
         try:
-            return handler(item)
+            return handler(item) if prepare is None else handler(item, prepared)
         except Exception as exc:  # the caller journals it per VM
             return {"uuid": item.get("uuid"), "error": f"{type(exc).__name__}: {exc}"}
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(one, items))
-    print(json.dumps(results))
+        for items in _batches():
+            prepared = prepare(items) if prepare is not None else None
+            results = list(pool.map(lambda item, p=prepared: one(item, p), items))
+            print(json.dumps(results), flush=True)
     return 0
 
 
 def serve(prog: str, doc: str, handler: Callable[..., dict], argv: list[str] | None,
-          workers: int = 1) -> int:
+          workers: int = 1, prepare: Callable[..., Any] | None = None) -> int:
     """The whole ``main`` of a batch helper: config, Nova's objects, one item at a time.
 
-    ``handler(item, conf, context, objects)`` handles one item.
+    ``handler(item, conf, context, objects)`` handles one item; with
+    ``prepare(items, conf, context, objects)``, its result is the handler's
+    fifth argument.
     """
     args = parser(prog, doc).parse_args(sys.argv[1:] if argv is None else argv)
     conf, context, objects = boot(args.config_file)
-    return run_batch(lambda item: handler(item, conf, context, objects), args, workers)
+    if prepare is None:
+        return run_batch(lambda item: handler(item, conf, context, objects), args, workers)
+    return run_batch(lambda item, prepared: handler(item, conf, context, objects, prepared),
+                     args, workers,
+                     prepare=lambda items: prepare(items, conf, context, objects))
