@@ -94,9 +94,10 @@ def run_ours(args: argparse.Namespace) -> int:
     timers.wrap(Applier, "_run_shared", lambda *a: "phase: shared records")
     timers.wrap(Applier, "_parallel", lambda self, vms, fn: f"phase: {fn.__name__.lstrip('_')}")
     timers.wrap(Applier, "_batch",
-                lambda self, vms, kind, command, items: f"phase: helper {command}")
-    timers.wrap(Applier, "_bulk_ports", lambda *a: "phase: bulk ports")
-    timers.wrap(Applier, "_bulk_allocations", lambda *a: "phase: bulk allocations")
+                lambda self, vms, kind, command, items: f"helper {command} (main thread)")
+    timers.wrap(Applier, "_pipeline", lambda *a: "phase: pipeline (ports .. allocations)")
+    timers.wrap(Applier, "_prepare_chunk", lambda *a: "chunk: ports + disks (thread time)")
+    timers.wrap(Applier, "_bulk_allocations", lambda *a: "chunk: allocations (thread time)")
     for name in ("ensure_port", "ensure_instance_dir", "ensure_allocation", "create_ports",
                  "create_allocations"):
         timers.wrap(ex, name, lambda *a, name=name: f"executor: {name} (thread time)")

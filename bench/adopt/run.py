@@ -321,6 +321,68 @@ class Fixture:
                 self.conn.compute.delete_flavor(flavor["id"])
 
 
+# -- the lab's services: workers and CPU ------------------------------------------------
+
+#: The services an adoption keeps busy (pid files of lab/lib/openstack.sh).
+SERVICES = ("neutron-server", "nova-api", "nova-conductor", "placement", "keystone",
+            "mariadb", "rabbitmq-beam")
+
+
+def _run_dir() -> Path:
+    return Path(os.environ.get("LAB_STATE_DIR", "/var/lib/os-onboard-lab")) / "openstack" / "run"
+
+
+def _service_pids() -> dict[str, int]:
+    pids = {}
+    for name in SERVICES:
+        try:
+            pids[name] = int((_run_dir() / f"{name}.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds) of a process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_cpu() -> dict[str, float]:
+    """CPU seconds so far of each service, its worker processes included."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := _stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = st
+    out = {}
+    for name, pid in _service_pids().items():
+        if pid in stats:
+            out[name] = stats[pid][1] + sum(cpu for ppid, cpu in stats.values() if ppid == pid)
+    return out
+
+
+def service_workers() -> str:
+    """The API worker processes each service runs now (a real cloud runs several)."""
+    parts = []
+    children: Counter = Counter()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if "worker" in title and (st := _stat(int(entry.name))) is not None:
+            children[st[0]] += 1
+    for name, pid in _service_pids().items():
+        if name in ("neutron-server", "nova-api", "placement", "keystone"):
+            parts.append(f"{name} {children.get(pid, 0)}")
+    return ", ".join(parts)
+
+
 # -- one mode -----------------------------------------------------------------------
 
 
@@ -363,9 +425,12 @@ def run_one(fx: Fixture, args: argparse.Namespace, tmp: Path, label: str, tag: i
     env = {**os.environ, "OS_ONBOARD_BENCH_REQLOG": str(reqlog),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE / "reqcount"),
                                                        os.environ.get("PYTHONPATH")]))}
+    cpu0 = service_cpu()
     result = run_child([sys.executable, str(HERE / "modes.py"), *mode_args,
                         "--state-url", url, "--mapping", str(mapping),
                         "--instances-path", str(fx.instances)], timeout, env=env)
+    cpu1 = service_cpu()
+    result["service_cpu_s"] = {k: cpu1[k] - cpu0[k] for k in cpu1 if k in cpu0}
     result["requests"] = read_reqlog(reqlog)
     result["check"] = fx.verify(vms)
     result["cleanup_s"] = fx.cleanup_vms([v["uuid"] for v in vms])
@@ -431,7 +496,13 @@ def report(rows: list[tuple[str, dict]]) -> int:
             f"{r.get('stale_retries', 0)}; cleanup {r['cleanup_s']:.1f} s")
         if r.get("timers"):
             for key, (calls, secs) in sorted(r["timers"].items()):
-                log(f"    {key:<34} {calls:>6} call(s) {secs:>8.2f} s")
+                log(f"    {key:<40} {calls:>6} call(s) {secs:>8.2f} s")
+        cpu = {"mode": r.get("cpu_s", 0.0), "helpers": r.get("helper_cpu_s", 0.0),
+               **r.get("service_cpu_s", {})}
+        log(f"    CPU s while it ran (total {sum(cpu.values()):.1f} of "
+            f"{os.cpu_count()} x {r.get('total_s', 0):.1f} s): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])
+                        if v >= 0.05))
     ours = [(label, r) for label, r in rows if r.get("mode") == "ours" and complete(r)]
     naive = next((r for _label, r in rows if r.get("mode") == "naive" and complete(r)), None)
     if ours:
@@ -500,6 +571,9 @@ def main(argv: list[str] | None = None) -> int:
         fx.delete_service()  # an earlier run's: nova-compute refuses a "lost" node identity
         fx.start_compute()
         log(f"  set-up done in {time.perf_counter() - t0:.1f} s")
+        log(f"  the lab's API workers: {service_workers()} (a real deployment runs several "
+            "per service, on more than this machine's "
+            f"{os.cpu_count()} CPUs)")
         for tag, parallel in enumerate(args.parallel.split(","), start=1):
             label = f"ours --parallel {parallel}"
             log(f"running {label} ({args.vms} VMs) ...")

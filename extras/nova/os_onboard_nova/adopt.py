@@ -175,7 +175,10 @@ def _prefetch(items: list[dict], _conf: Any, context: Any,
 
 
 def main(argv: list[str] | None = None) -> int:
-    return _common.serve("os_onboard_nova.adopt", __doc__, adopt, argv, prepare=_prefetch)
+    # Items in threads: each one mostly waits on Nova's databases, and each
+    # writes only its own instance's rows.
+    return _common.serve("os_onboard_nova.adopt", __doc__, adopt, argv,
+                         workers=network_cache.WORKERS, prepare=_prefetch)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,16 @@ apply's resumes and for ``reconcile``.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterable
-from contextlib import contextmanager
 from typing import Any
 
 from os_onboard_nova import _common
 
 #: Neutron filters per request (device_id=…&device_id=…): keeps URLs short.
 CHUNK = 100
+#: Instances handled at once: each one mostly waits on Nova's databases.
+WORKERS = 4
 
 
 def _chunks(values: list[str]) -> Iterable[list[str]]:
@@ -149,45 +151,53 @@ def prefetch(items: list[dict], context: Any) -> NeutronSnapshot:
     from nova.network import neutron
 
     ctxt = context.get_admin_context()
-    return NeutronSnapshot(neutron.get_client(ctxt, admin=True),
-                           [item["uuid"] for item in items])
+    client = neutron.get_client(ctxt, admin=True)
+    # Neutron's extensions, read now (Nova keeps them for extension_sync_interval),
+    # so the batch's threads do not refresh Nova's shared copy of them.
+    _api()._refresh_neutron_extensions_cache(client)
+    return NeutronSnapshot(client, [item["uuid"] for item in items])
 
 
-@contextmanager
-def _answered_by(snapshot: NeutronSnapshot | None):
-    """Nova's refresh also makes its own admin client (``_nw_info_build_network``
-    reads the physical network with it): hand it the snapshot too."""
+_state: dict[str, Any] = {}  # the process's Nova API object and client factory
+_state_lock = threading.Lock()
+
+
+def _api() -> Any:
+    """One nova.network.neutron.API per process (it caches Neutron's extensions),
+    whose module-level admin client factory answers from a snapshot when one is
+    given: Nova's refresh also makes its own client (``_nw_info_build_network``
+    reads the physical network with it), so a client argument is not enough."""
     from nova.network import neutron
 
-    if snapshot is None:
-        yield
-        return
-    original = neutron.get_client
-    neutron.get_client = lambda context, admin=False: snapshot if admin else original(
-        context, admin)
-    try:
-        yield
-    finally:
-        neutron.get_client = original
+    with _state_lock:
+        if "api" not in _state:
+            original = neutron.get_client
+
+            def get_client(context: Any, admin: bool = False) -> Any:
+                snapshot = _snapshots.get(threading.get_ident())
+                return snapshot if admin and snapshot is not None else original(context, admin)
+
+            neutron.get_client = get_client
+            _state["api"] = neutron.API()
+        return _state["api"]
 
 
-_API: list[Any] = []  # one nova.network.neutron.API per process: it caches Neutron's extensions
+#: The snapshot each thread's refresh reads from (threads of one batch share one).
+_snapshots: dict[int, NeutronSnapshot] = {}
 
 
 def refresh_instance(cctxt: Any, instance: Any,
                      snapshot: NeutronSnapshot | None = None) -> list[dict]:
-    """Nova's forced refresh of one instance's cache; the VIFs it wrote.
-
-    Not thread-safe with a snapshot (it stands in for Nova's module-level
-    client factory meanwhile): handle a batch's items one at a time.
-    """
-    from nova.network import neutron
-
-    if not _API:
-        _API.append(neutron.API())
-    with _answered_by(snapshot):
-        info = _API[0].get_instance_nw_info(cctxt, instance, force_refresh=True,
-                                            admin_client=snapshot)
+    """Nova's forced refresh of one instance's cache; the VIFs it wrote."""
+    api = _api()
+    me = threading.get_ident()
+    if snapshot is not None:
+        _snapshots[me] = snapshot
+    try:
+        info = api.get_instance_nw_info(cctxt, instance, force_refresh=True,
+                                        admin_client=snapshot)
+    finally:
+        _snapshots.pop(me, None)
     return [{"id": v["id"], "mac": v["address"], "type": v["type"], "active": v["active"],
              "ips": [ip["address"] for ip in v.fixed_ips()]} for v in info]
 
@@ -208,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         "os_onboard_nova.network_cache", __doc__,
         lambda item, _conf, context, objects, snapshot: refresh(item, context, objects,
                                                                 snapshot),
-        argv, prepare=lambda items, _conf, context, _objects: prefetch(items, context))
+        argv, workers=WORKERS,
+        prepare=lambda items, _conf, context, _objects: prefetch(items, context))
 
 
 if __name__ == "__main__":
