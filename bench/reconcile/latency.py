@@ -236,9 +236,10 @@ def _breakdown(log_path: Path, t_event: float, updated: float) -> str:
                      and t["start"] <= updated), key=lambda t: t["start"])
     for n, p in enumerate(passes, 1):
         inside = [t for t in traces if p["start"] <= t["start"] <= p["end"]]
-        # The run that moved the record ended between the event and the poll that saw it.
+        # The run that moved the record: the poll saw the move while it ran (the
+        # helper saves the instance, then finishes its own work and exits).
         helpers = [t for t in inside if t["what"] == "nova helper"
-                   and t_event <= t["end"] <= updated + 0.1]
+                   and t["start"] <= updated and t["end"] >= t_event]
         if not helpers:
             continue
 
@@ -250,9 +251,10 @@ def _breakdown(log_path: Path, t_event: float, updated: float) -> str:
                                             default=p["start"]) if records else 0.0
         return (f"pass {n} since the event moved it (started {p['start'] - t_event:+.2f} s): "
                 f"discovery {took('discover'):.2f} s, cloud connection {connect:.2f} s, "
-                f"records {took('records'):.2f} s, Nova-side helper "
-                f"{helpers[0]['end'] - helpers[0]['start']:.2f} s "
-                f"(record moved at {helpers[0]['end'] - t_event:+.2f} s)")
+                f"records {took('records'):.2f} s, Nova-side helper started "
+                f"{helpers[0]['start'] - t_event:+.2f} s, ran "
+                f"{helpers[0]['end'] - helpers[0]['start']:.2f} s; the record moved at "
+                f"{updated - t_event:+.2f} s")
     return f"{len(passes)} pass(es) traced, none ran the Nova helper"
 
 
