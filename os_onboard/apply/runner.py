@@ -443,10 +443,11 @@ class Applier:
             step = next(s for s in vm.steps if s.kind is StepKind.SERVER)
             item = ex.server_item(self.env, vm, step, self._results(vm), self.when)
             if self._step_state(vm, StepKind.NETWORK_CACHE.value) != "done":
-                # The same helper run rebuilds the cache (Nova's refresh); its
-                # step is journaled as started like the server's.
+                # The same helper run rebuilds the cache (Nova's refresh). No
+                # "started" entry of its own: rewriting a cache is harmless, and
+                # a rerun either redoes this run (the server's step is started)
+                # or finds no "done" for the cache and rebuilds it alone.
                 item["network_cache"] = True
-                self._record(vm.uuid, StepKind.NETWORK_CACHE.value, "started")
             items.append(item)
         return items
 
