@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 LAB    := lab/lab
 PYTEST_ARGS ?=
 
-.PHONY: help venv lint unit functional test demo lab-up lab-down lab-status bench bench-reconcile clean
+.PHONY: help venv lint unit functional test demo lab-up lab-down lab-status bench bench-reconcile bench-adopt clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,10 @@ bench: venv lab-up  ## run the benchmarks (figures are printed, never asserted)
 # Not in `bench`: it live-migrates a lab VM (adopting it first on a fresh lab) for minutes.
 bench-reconcile: venv lab-up  ## reconcile: a pass over 10,000 simulated VMs, drift latency in the lab
 	flock /tmp/os-onboard-lab.lock $(BIN)/python bench/reconcile/run.py
+
+# Not in `bench`: it adds a (fake-driver) compute host and up to 200 servers to the lab for minutes.
+bench-adopt: venv lab-up  ## adoption: plan + apply of 200 simulated VMs vs a naive loop
+	flock /tmp/os-onboard-lab.lock $(BIN)/python bench/adopt/run.py
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
