@@ -250,7 +250,7 @@ os_mariadb_up() {
     lab_template "$LAB_OS_SRC/etc/mariadb.cnf" SOCKET="$LAB_OPENSTACK_MYSQL_SOCKET" >"$LAB_OS_ETC/mariadb.cnf"
     chmod 0644 "$LAB_OS_ETC/mariadb.cnf"
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin setsid nohup /usr/sbin/mariadbd \
-        --defaults-file="$LAB_OS_ETC/mariadb.cnf" </dev/null >>"$logf" 2>&1 7>&- 9>&- &
+        --defaults-file="$LAB_OS_ETC/mariadb.cnf" </dev/null >>"$logf" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     pid=$!
     os_write_pidfile mariadb "$pid"
     for ((i = 0; i < 600; i++)); do
@@ -300,7 +300,7 @@ os_rabbitmq_up() {
     epmd_before=$(pids_by_comm epmd | head -n 1)
     os_rabbit_env
     env -i "${OS_RABBIT_ENV[@]}" setsid nohup /usr/lib/rabbitmq/bin/rabbitmq-server \
-        </dev/null >>"$logf" 2>&1 7>&- 9>&- &
+        </dev/null >>"$logf" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     pid=$!
     os_write_pidfile rabbitmq "$pid"
     for ((i = 0; i < 1200; i++)); do
@@ -572,7 +572,9 @@ os_service_start() {
     fi
     os_base_env
     printf '\n==== %s lab: starting %s ====\n' "$(date '+%F %T')" "$name" >>"$logf"
-    env -i "${OS_BASE_ENV[@]}" "${OS_ENV[@]}" setsid nohup "${OS_CMD[@]}" </dev/null >>"$logf" 2>&1 7>&- 9>&- &
+    # 3-6, 8 closed too: a caller's `flock /tmp/os-onboard-lab.lock lab/lab up` passes
+    # its lock on fd 3, and a service keeping it would hold the lab's lock forever.
+    env -i "${OS_BASE_ENV[@]}" "${OS_ENV[@]}" setsid nohup "${OS_CMD[@]}" </dev/null >>"$logf" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     pid=$!
     os_write_pidfile "$name" "$pid"
     printf '%s\n' "$hash" >"$LAB_OS_RUN/$name.hash"
