@@ -69,3 +69,30 @@ def test_without_nova_python_nothing_starts(monkeypatch):
     monkeypatch.delenv("OS_ONBOARD_NOVA_PYTHON", raising=False)
     with pytest.raises(NovaHelperError, match="--nova-python"):
         HelperStream("adopt", None, ["nova.conf"])
+
+
+def test_resident_helpers_reuse_one_process_and_replace_a_dead_one(helper, monkeypatch):
+    from os_onboard.reconcile.resident import ResidentHelpers
+
+    helper()  # writes the stand-in package and sets PYTHONPATH
+    helpers = ResidentHelpers(sys.executable, ["unused.conf"], timeout=30)
+    try:
+        [first] = helpers.run("adopt", [{"uuid": "a"}])
+        [second] = helpers.run("adopt", [{"uuid": "b"}])
+        assert first["pid"] == second["pid"]  # Nova's imports paid once
+        with pytest.raises(NovaHelperError):
+            helpers.run("adopt", [{"uuid": "c", "die": True}])
+        [third] = helpers.run("adopt", [{"uuid": "d"}])
+        assert third["pid"] != first["pid"]
+    finally:
+        helpers.close()
+
+
+def test_reused_object_is_made_once_until_reset():
+    from os_onboard.reconcile.resident import Reused
+
+    made = []
+    reused = Reused(lambda: made.append(object()) or made[-1])
+    assert reused.get() is reused.get() is made[0]
+    reused.reset()
+    assert reused.get() is made[1]
