@@ -66,7 +66,7 @@ class Cloud(FakeCloud):
 
     def update_attachment(self, attachment_id, connector):
         self.calls.append(("update_attachment", attachment_id, connector["host"]))
-        self.attachments_[attachment_id]["connector"] = connector
+        self.attachments_[attachment_id].update(connector=connector, status="attaching")
         return copy.deepcopy(self.attachments_[attachment_id])
 
 
@@ -267,7 +267,9 @@ def test_a_migration_moves_the_volume_connectors(cloud):
                          {"hv1": "compute-hv1", "hv2": "compute-hv2"})
     out = Tolerator(ctx).apply(drift, "tolerate")
     assert (drift.kind, out.action) == (DriftKind.HOST_CHANGED, "tolerated"), out
-    assert ("update_attachment", next(iter(cloud.attachments_)), "compute-hv2") in cloud.calls
+    [(attachment_id, attachment)] = cloud.attachments_.items()
+    assert ("update_attachment", attachment_id, "compute-hv2") in cloud.calls
+    assert attachment["status"] == "attached"  # completed again after the update
     assert cloud.ports_[0]["host"] == "compute-hv2"
     assert [sorted(item) for _, item in cloud.helpers] == [
         ["host", "node", "power_state", "uuid"], ["bdm_connection_info", "uuid"]]

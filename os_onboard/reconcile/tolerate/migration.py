@@ -64,6 +64,9 @@ def _attachments(ctx: Context, uuid: str, host: str, node: str) -> int:
             target = (attachment.get("device") or "/dev/vdx").removeprefix("/dev/")
             updated = ctx.cloud.update_attachment(attachment["attachment_id"],
                                                   connector(host, host_ip, target))
+            # Cinder leaves an updated attachment 'attaching' (volume_attached with
+            # mark_attached=False), as for Nova's own moves: complete it again.
+            ctx.cloud.complete_attachment(attachment["attachment_id"])
             bdms.append({"volume_id": volume["id"], "connection_info": _nova_connection_info(
                 updated.get("connection_info") or {}, volume["id"])})
     if bdms:
