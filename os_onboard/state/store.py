@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text, create_engine, select
+from sqlalchemy import DateTime, Integer, String, Text, create_engine, event, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -55,6 +55,22 @@ class SnapshotInfo:
     problems: int
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL with synchronous=NORMAL: a commit is one write, not several fsyncs.
+
+    A committed step survives the process being killed (the fault apply must
+    resume from: kill -9); only an OS crash or power loss may lose the last
+    commits, and apply's resume treats a lost "done" like an interrupted step
+    (it looks the record up before writing it again). WAL also lets ``watch``
+    and the CLI read while apply writes. Measured with bench/adopt: apply
+    commits ~9 times per VM (journal steps).
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 class StateStore:
     """Access to the state database. Creates the schema on first use."""
 
@@ -65,6 +81,8 @@ class StateStore:
                 Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True,
                                                                        exist_ok=True)
             self._engine = create_engine(self.url)
+            if self.url.startswith("sqlite:///"):
+                event.listen(self._engine, "connect", _sqlite_pragmas)
             from os_onboard.state import journal  # noqa: F401  (registers its tables)
 
             Base.metadata.create_all(self._engine)
