@@ -43,6 +43,7 @@ def main() -> int:
     import os_onboard.reconcile.tolerate.base as tolerate_base
     from os_onboard.cli.main import main as cli_main
     from os_onboard.reconcile import loop
+    from os_onboard.reconcile.resident import ResidentHelpers
 
     argv = sys.argv[1:]
     if "--no-events" in argv:
@@ -52,6 +53,8 @@ def main() -> int:
     cli.discover_hosts = _traced("discover", cli.discover_hosts)
     cli.adopted_servers = _traced("records", cli.adopted_servers)
     tolerate_base.run_helper = _traced("nova helper", tolerate_base.run_helper)
+    # watch keeps its helpers running between passes: trace those runs too
+    ResidentHelpers.run = _traced("nova helper", ResidentHelpers.run)  # type: ignore[method-assign]
     return cli_main(["watch", *argv])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +16,14 @@ from os_onboard.cli.adoption import add_cloud_options, cloud, config_dirs
 from os_onboard.cli.common import state_store, with_epilog
 from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.discovery.runner import discover_hosts
-from os_onboard.exceptions import ConfigError
+from os_onboard.exceptions import CloudError, ConfigError
 from os_onboard.hostside import renamemap
 from os_onboard.mapping.model import load_mapping
 from os_onboard.reconcile.loop import watch
 from os_onboard.reconcile.passes import PassResult, Stores, reconcile_pass
 from os_onboard.reconcile.pending import Records
 from os_onboard.reconcile.records import adopted_servers
+from os_onboard.reconcile.resident import ResidentHelpers, Reused
 from os_onboard.reconcile.tolerate import POLICIES, Context, Tolerator, parse_policies
 from os_onboard.state.journal import AuditLog, DriftQueue, RecordsCache
 
@@ -58,24 +60,40 @@ def _hosts(app: Any, uris: list[str]) -> list[str]:
     return [h.host.uri for h in inventory.hosts]
 
 
-def _pass(app: Any, parsed_args: Any, policies: dict | None, cause: str) -> PassResult:
+def _pass(app: Any, parsed_args: Any, policies: dict | None, cause: str,
+          kept: Kept | None = None) -> PassResult:
+    """One pass; ``kept`` is what a watcher reuses across passes (else made anew)."""
     inventory = discover_hosts(_hosts(app, parsed_args.uris))
     store = state_store(app)
-    connection: list[OpenStackCloud] = []
+    connection = kept.connection if kept else Reused(lambda: cloud(app))
 
     def read_records() -> Records:
-        connection.append(cloud(app))
-        hypervisors = connection[0].hypervisors()
-        return Records(adopted_servers(connection[0]),
-                       {h["node"]: h["service_host"] for h in hypervisors}, hypervisors)
+        try:
+            hypervisors = connection.get().hypervisors()
+            servers = adopted_servers(connection.get())
+        except CloudError:
+            connection.reset()  # e.g. Keystone restarted: authenticate again next pass
+            raise
+        return Records(servers, {h["node"]: h["service_host"] for h in hypervisors},
+                       hypervisors)
 
     def tolerator_for(records: Records) -> Tolerator:
-        return Tolerator(_context(parsed_args, connection[0], records.hypervisors, inventory,
-                                  AuditLog(store)))
+        ctx = _context(parsed_args, connection.get(), records.hypervisors, inventory,
+                       AuditLog(store))
+        ctx.run_helpers = kept.helpers.run if kept else None
+        return Tolerator(ctx)
 
     return reconcile_pass(inventory, read_records,
                           Stores(DriftQueue(store), AuditLog(store), RecordsCache(store)),
                           cause, policies, tolerator_for if policies else None)
+
+
+@dataclass
+class Kept:
+    """A watcher's cloud connection and resident Nova helpers (os_onboard.reconcile.resident)."""
+
+    connection: Reused[OpenStackCloud]
+    helpers: ResidentHelpers
 
 
 def _context(parsed_args: Any, connection: OpenStackCloud, hypervisors: list[dict],
@@ -173,8 +191,11 @@ class Watch(Command):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
 
+        kept = Kept(Reused(lambda: cloud(self.app)),
+                    ResidentHelpers(parsed_args.nova_python, parsed_args.nova_config))
+
         def one_pass(cause: str) -> str:
-            result = _pass(self.app, parsed_args, policies, cause)
+            result = _pass(self.app, parsed_args, policies, cause, kept)
             for row in result.rows:
                 print(" | ".join(str(c) for c in (row[0], row[2], row[3], "->", row[4],
                                                   row[5], row[6])), flush=True)
@@ -183,7 +204,10 @@ class Watch(Command):
 
         print(f"watching {len(uris)} host(s), policy {parsed_args.policy}, "
               f"full pass every {parsed_args.interval:.0f} s", file=sys.stderr, flush=True)
-        watch(uris, one_pass, stop, interval=parsed_args.interval)
+        try:
+            watch(uris, one_pass, stop, interval=parsed_args.interval)
+        finally:
+            kept.helpers.close()
         return 0
 
 

@@ -49,6 +49,8 @@ class Context:
     renames: dict[str, str] = field(default_factory=dict)  # the hosts' rename maps
     seen_since: SeenSince | None = None
     shutdown_grace: float = 20.0
+    #: (command, items) -> results: a watcher's resident helpers; None = one process a call
+    run_helpers: Callable[[str, list[dict]], list[dict]] | None = None
 
     @property
     def providers(self) -> dict[str, str]:
@@ -56,7 +58,11 @@ class Context:
 
     def helper(self, item: dict, command: str = "update") -> dict:
         """One item through a Nova-side helper; its error becomes a CloudError."""
-        [result] = run_helper(command, [], self.nova_python, self.nova_config, stdin=[item])
+        if self.run_helpers is not None:
+            [result] = self.run_helpers(command, [item])
+        else:
+            [result] = run_helper(command, [], self.nova_python, self.nova_config,
+                                  stdin=[item])
         if "error" in result:
             raise CloudError(f"Nova-side helper {command}: {result['error']}")
         return result
