@@ -537,7 +537,10 @@ os_service_def() {
         [[ $name == cinder-volume ]] && OS_CHECK+="@$LAB_OS_CINDER_BACKEND"
         ;;
     nova-compute-?)
-        OS_CMD=("$v/nova-compute" --config-file "$(os_compute_conf "${name#nova-compute-}")")
+        # <name>.d: settings a test adds for one run (e.g. [workarounds]), removed after it
+        mkdir -p "$e/nova/$name.d"
+        OS_CMD=("$v/nova-compute" --config-file "$(os_compute_conf "${name#nova-compute-}")"
+            --config-dir "$e/nova/$name.d")
         OS_FILES=("$(os_compute_conf "${name#nova-compute-}")")
         OS_CHECK="compute:$(cat "$LAB_OS_RUN/compute-${name#nova-compute-}.hostname" 2>/dev/null)"
         ;;

@@ -361,6 +361,65 @@ def test_power_off_and_on_out_of_band(ctx):
     assert final.get(timeline[-1][1]) == timeline[-1][2], timeline  # record == guest
 
 
+def _restart_nova_compute_a() -> None:
+    lab_cli = REPO / "lab" / "lab"
+    run(lab_cli, "os-service", "stop", "nova-compute-a")
+    run(lab_cli, "os-service", "start", "nova-compute-a")  # waits until it reports
+
+
+def test_out_of_band_start_is_tolerated_with_lifecycle_events_off(ctx):
+    """The out-of-band start that Nova's defaults undo (previous test), tolerated.
+
+    docs/nova-out-of-band.md §4: on hosts where the old tools start adopted
+    VMs, ``[workarounds] handle_virt_lifecycle_events=False`` stops Nova from
+    force-stopping a STARTED guest it records as stopped; what is left is
+    the periodic power sync (the lab's 20 s; 600 s by default), which
+    os-onboard must beat by recording the start. This test sets exactly that
+    one option on host A's nova-compute (plus debug logging, to see the sync
+    run), starts the guest with plain virsh right after a power sync, runs
+    one reconcile pass, and then proves the guest runs on undisturbed - same
+    QEMU, same domain id, heartbeat without a gap - through two more syncs.
+    """
+    lab = ctx["lab"]
+    uri = lab["LAB_HOST_A_URI"]
+    if virsh(uri, "--readonly", "domstate", TOL).strip() != "shut off":
+        virsh(uri, "destroy", TOL)
+    deadline = time.monotonic() + 90
+    while _server(ctx)["status"] != "SHUTOFF":  # recorded after the shutdown grace
+        assert time.monotonic() < deadline, _server(ctx)
+        _reconcile(ctx, "tolerate")
+        time.sleep(3)
+
+    override = Path(lab["LAB_OPENSTACK_ETC"]) / "nova" / "nova-compute-a.d" / "90-test.conf"
+    override.write_text("[DEFAULT]\ndebug = true\n"
+                        "[workarounds]\nhandle_virt_lifecycle_events = false\n")
+    log = Path(lab["LAB_OPENSTACK_LOG_DIR"]) / "nova-compute-a.log"
+    try:
+        _restart_nova_compute_a()
+        seen = log.stat().st_size
+        deadline = time.monotonic() + 60
+        while b"ComputeManager._sync_power_states" not in log.read_bytes()[seen:]:
+            assert time.monotonic() < deadline, "no power sync in 60 s"
+            time.sleep(0.2)
+        virsh(uri, "start", TOL)  # ~20 s until the next sync
+        started = time.monotonic()
+        rows = _reconcile(ctx, "tolerate")
+        took = time.monotonic() - started
+        assert _kinds(rows) == {"power-changed": "tolerated"}, rows
+        assert _server(ctx)["status"] == "ACTIVE"
+        print(f"out-of-band start recorded ACTIVE {took:.1f} s after virsh start")
+        with undisturbed(_guest(ctx), _console(ctx)):
+            time.sleep(SYNC_PERIODS)
+        server = _server(ctx)
+        assert (server["status"], server.get("OS-EXT-STS:task_state")) == ("ACTIVE", None)
+        assert virsh(uri, "--readonly", "domstate", TOL).strip() == "running"
+        syncs = log.read_bytes()[seen:].count(b"ComputeManager._sync_power_states")
+        assert syncs >= 3, f"only {syncs} power syncs ran"
+    finally:
+        override.unlink(missing_ok=True)
+        _restart_nova_compute_a()
+
+
 def test_destroy_and_undefine_is_vm_gone_and_the_records_are_purged(ctx):
     uri, uuid = _where(ctx), ctx["uuid"]
     run("virsh", "-c", uri, "destroy", TOL, check=False)  # running or not
