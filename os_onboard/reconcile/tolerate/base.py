@@ -22,7 +22,7 @@ from os_onboard.inventory.models import Inventory, Vm
 from os_onboard.mapping.model import Mapping
 from os_onboard.plan.builder import build_plan
 from os_onboard.plan.cloudview import CloudView
-from os_onboard.plan.model import Plan, VmPlan
+from os_onboard.plan.model import Plan, Step, StepKind, VmPlan
 from os_onboard.reconcile.drift import Drift
 
 #: (uuid, kind, actual) -> when a pass first saw this drift, of those in a row
@@ -100,4 +100,14 @@ class Context:
         if vm_plan.blocked:
             raise CloudError("the planner blocks this VM now: " + "; ".join(vm_plan.blocked))
         return plan, vm_plan
+
+    def planned_step(self, uuid: str, kind: StepKind, param: str, value: str,
+                     what: str) -> tuple[VmPlan, Step]:
+        """The step adoption would plan now for one device (``param`` == ``value``)."""
+        _plan, vm_plan = self.plan_as_new(uuid)
+        step = next((s for s in vm_plan.steps
+                     if s.kind is kind and s.params[param] == value), None)
+        if step is None:
+            raise CloudError(f"the planner makes no {what}")
+        return vm_plan, step
 

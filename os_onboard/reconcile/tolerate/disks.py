@@ -17,7 +17,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from os_onboard.apply.steps import DISK_KEY, ensure_domain_definition, ensure_volume
-from os_onboard.exceptions import CloudError
 from os_onboard.plan.model import StepKind
 from os_onboard.reconcile.drift import Drift
 from os_onboard.reconcile.tolerate.base import Context, Outcome
@@ -25,11 +24,8 @@ from os_onboard.reconcile.tolerate.base import Context, Outcome
 
 def added(ctx: Context, drift: Drift) -> Outcome:
     target = drift.detail["target"]
-    _plan, vm_plan = ctx.plan_as_new(drift.uuid)
-    step = next((s for s in vm_plan.steps
-                 if s.kind is StepKind.VOLUME and s.params["target"] == target), None)
-    if step is None:
-        raise CloudError(f"the planner makes no volume for disk {target}")
+    vm_plan, step = ctx.planned_step(drift.uuid, StepKind.VOLUME, "target", target,
+                                     f"volume for disk {target}")
     when = datetime.now(UTC).isoformat(timespec="seconds")
     env = ctx.apply_env()
     result = ensure_volume(env, vm_plan, step, when)

@@ -35,11 +35,8 @@ def _refresh_cache(ctx: Context, uuid: str, host: str) -> list[str]:
 
 def added(ctx: Context, drift: Drift) -> Outcome:
     mac = drift.detail["mac"]
-    _plan, vm_plan = ctx.plan_as_new(drift.uuid)
-    step = next((s for s in vm_plan.steps
-                 if s.kind is StepKind.PORT and s.params["mac"] == mac), None)
-    if step is None:
-        raise CloudError(f"the planner makes no port for NIC {mac}")
+    vm_plan, step = ctx.planned_step(drift.uuid, StepKind.PORT, "mac", mac,
+                                     f"port for NIC {mac}")
     port = ensure_port(ctx.apply_env(), vm_plan, step)
     ctx.helper({"uuid": drift.uuid, "add_vifs": [{"id": port["port_id"], "mac": mac}]})
     macs = _refresh_cache(ctx, drift.uuid, vm_plan.host)
