@@ -11,7 +11,6 @@ out (``os_onboard_nova._common.run_batch``).
 from __future__ import annotations
 
 import json
-import os
 import queue
 import subprocess
 import tempfile
@@ -19,7 +18,7 @@ import threading
 from collections.abc import Sequence
 from typing import IO, Any
 
-from os_onboard.cloud.nova_helper import CONFIG_ENV, PYTHON_ENV
+from os_onboard.cloud.nova_helper import failure_reason, helper_command
 from os_onboard.exceptions import NovaHelperError
 
 
@@ -28,17 +27,8 @@ class HelperStream:
 
     def __init__(self, command: str, python: str | None = None,
                  config_files: Sequence[str] = ()) -> None:
-        python = python or os.environ.get(PYTHON_ENV)
-        configs = list(config_files) or [c for c in os.environ.get(CONFIG_ENV, "").split(":")
-                                         if c]
-        if not python or not configs:
-            raise NovaHelperError(
-                "the os_onboard_nova helper needs Nova's Python and configuration: pass "
-                f"--nova-python and --nova-config (or set {PYTHON_ENV} and {CONFIG_ENV})")
+        cmd = helper_command(command, python, config_files)
         self.what = f"os_onboard_nova.{command}"
-        cmd = [python, "-m", self.what]
-        for path in configs:
-            cmd += ["--config-file", path]
         # stderr to a file: a pipe nobody reads could fill up and stall the helper.
         self._stderr: IO[str] = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in close())
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -46,7 +36,7 @@ class HelperStream:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           stderr=self._stderr, text=True, bufsize=1)
         except OSError as exc:
-            raise NovaHelperError(f"cannot run {python}: {exc}") from exc
+            raise NovaHelperError(f"cannot run {cmd[0]}: {exc}") from exc
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -84,13 +74,7 @@ class HelperStream:
         except subprocess.TimeoutExpired:
             code = None
         self._stderr.seek(0)
-        lines = self._stderr.read().strip().splitlines()
-        package = self.what.split(".")[0]
-        if any(f"No module named '{package}'" in line or f"No module named {package}" in line
-               for line in lines):
-            return ("os_onboard_nova is not installed in Nova's environment (pip install "
-                    "extras/nova there)")
-        return lines[-1] if lines else f"exit status {code}"
+        return failure_reason(self._stderr.read(), self.what.split(".")[0], code)
 
     def close(self) -> None:
         """EOF to the helper, then wait for it (killed after 30 s)."""

@@ -137,9 +137,7 @@ class MakePlan(Command):
         mapping = load_mapping(parsed_args.mapping)
         view = CloudView.read(cloud(self.app), {o.project for o in mapping.owners},
                               {o.user for o in mapping.owners if o.user})
-        renames: dict[str, str] = {}
-        for config_dir in config_dirs(parsed_args):
-            renames.update(renamemap.load(renamemap.map_path(config_dir)))
+        renames = renamemap.load_all(config_dirs(parsed_args))
         plan = build_plan(inventory, snapshot_id, view, mapping,
                           only=set(parsed_args.vm) or None,
                           mapping_file=os.path.abspath(parsed_args.mapping), renames=renames)

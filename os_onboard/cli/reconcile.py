@@ -65,6 +65,7 @@ def _pass(app: Any, parsed_args: Any, policies: dict | None, cause: str,
     """One pass; ``kept`` is what a watcher reuses across passes (else made anew)."""
     inventory = discover_hosts(_hosts(app, parsed_args.uris))
     store = state_store(app)
+    audit = AuditLog(store)
     connection = kept.connection if kept else Reused(lambda: cloud(app))
 
     def read_records() -> Records:
@@ -78,13 +79,12 @@ def _pass(app: Any, parsed_args: Any, policies: dict | None, cause: str,
                        hypervisors)
 
     def tolerator_for(records: Records) -> Tolerator:
-        ctx = _context(parsed_args, connection.get(), records.hypervisors, inventory,
-                       AuditLog(store))
+        ctx = _context(parsed_args, connection.get(), records.hypervisors, inventory, audit)
         ctx.run_helpers = kept.helpers.run if kept else None
         return Tolerator(ctx)
 
     return reconcile_pass(inventory, read_records,
-                          Stores(DriftQueue(store), AuditLog(store), RecordsCache(store)),
+                          Stores(DriftQueue(store), audit, RecordsCache(store)),
                           cause, policies, tolerator_for if policies else None)
 
 
@@ -99,9 +99,7 @@ class Kept:
 def _context(parsed_args: Any, connection: OpenStackCloud, hypervisors: list[dict],
              inventory: Any, audit: AuditLog) -> Context:
     dirs = config_dirs(parsed_args)
-    renames: dict[str, str] = {}
-    for config_dir in dirs:
-        renames.update(renamemap.load(renamemap.map_path(config_dir)))
+    renames = renamemap.load_all(dirs)
     return Context(cloud=connection, hypervisors=hypervisors, inventory=inventory,
                    mapping=load_mapping(parsed_args.mapping) if parsed_args.mapping else None,
                    nova_python=parsed_args.nova_python, nova_config=parsed_args.nova_config,

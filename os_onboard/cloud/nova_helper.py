@@ -45,6 +45,28 @@ def run_helper(command: str, args: Sequence[str], python: str | None = None,
         colon-separated).
     :raises NovaHelperError: not configured, not installed, or the helper failed.
     """
+    cmd = helper_command(command, python, config_files, package)
+    try:
+        proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout,
+                              check=False,
+                              input=None if stdin is None else json.dumps(stdin))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NovaHelperError(f"cannot run {cmd[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        reason = failure_reason(proc.stderr or proc.stdout, package, proc.returncode)
+        raise NovaHelperError(f"{package}.{command} failed: {reason}")
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError) as exc:
+        raise NovaHelperError(f"{package}.{command} printed no result") from exc
+
+
+def helper_command(command: str, python: str | None = None, config_files: Sequence[str] = (),
+                   package: str = "os_onboard_nova") -> list[str]:
+    """``python -m <package>.<command> --config-file …``, defaults from the environment.
+
+    :raises NovaHelperError: the service's Python or configuration is not known.
+    """
     nova = package == "os_onboard_nova"
     python = python or (os.environ.get(PYTHON_ENV) if nova else None)
     configs = list(config_files) or ([c for c in os.environ.get(CONFIG_ENV, "").split(":")
@@ -58,20 +80,15 @@ def run_helper(command: str, args: Sequence[str], python: str | None = None,
     cmd = [python, "-m", f"{package}.{command}"]
     for path in configs:
         cmd += ["--config-file", path]
-    try:
-        proc = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout,
-                              check=False,
-                              input=None if stdin is None else json.dumps(stdin))
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise NovaHelperError(f"cannot run {python}: {exc}") from exc
-    if proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        reason = lines[-1] if lines else f"exit status {proc.returncode}"
-        if f"No module named {package}" in proc.stderr:
-            reason = (f"{package} is not installed in the service's environment "
-                      f"(pip install extras/{package.removeprefix('os_onboard_')} there)")
-        raise NovaHelperError(f"{package}.{command} failed: {reason}")
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError) as exc:
-        raise NovaHelperError(f"{package}.{command} printed no result") from exc
+    return cmd
+
+
+def failure_reason(output: str, package: str, code: int | None) -> str:
+    """One line for a failed helper: the install hint, else its last line of output."""
+    # Python writes "No module named 'pkg'" (quoted) since 3.x; accept both forms.
+    if f"No module named '{package}'" in output or f"No module named {package}" in output:
+        service = package.removeprefix("os_onboard_")
+        return (f"{package} is not installed in {service.capitalize()}'s environment "
+                f"(pip install extras/{service} there)")
+    lines = output.strip().splitlines()
+    return lines[-1] if lines else f"exit status {code}"

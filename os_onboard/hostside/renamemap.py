@@ -63,6 +63,14 @@ def load(path: str | os.PathLike[str]) -> dict[str, str]:
     return renames
 
 
+def load_all(config_dirs: Iterable[str | os.PathLike[str]]) -> dict[str, str]:
+    """The entries of every host's map (one libvirt config dir per host), merged."""
+    renames: dict[str, str] = {}
+    for config_dir in config_dirs:
+        renames.update(load(map_path(config_dir)))
+    return renames
+
+
 def add(path: str | os.PathLike[str], renames: Mapping[str, str]) -> dict[str, str]:
     """Add ``{old: new}`` entries (atomically) and return the whole map.
 
