@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from os_onboard.cloud.nova_helper import run_cinder_helper
-from os_onboard.cloud.openstack import OpenStackCloud
+from os_onboard.cloud.openstack import OpenStackCloud, VolumeWentToError
 from os_onboard.exceptions import CloudError, ConfigError, NovaHelperError
 from os_onboard.plan.model import MARKER_KEY, Step, StepKind, VmPlan
 
@@ -147,16 +147,28 @@ def ensure_volume(env: ApplyEnv, vm: VmPlan, step: Step, when: str) -> dict:
     disk_id = f"{vm.uuid}/{p['target']}"
     found = [v for v in env.cloud.volumes(metadata=json.dumps({DISK_KEY: disk_id}))
              if (v.get("metadata") or {}).get(DISK_KEY) == disk_id]
-    if found:
-        volume = found[0]
+    usable = [v for v in found if not _failed_manage(v) and v["status"] != "deleting"]
+    if usable:
+        volume = usable[0]
     else:
+        for failed in filter(_failed_manage, found):
+            # An earlier manage Cinder could not finish: its record is released
+            # so this rerun can try again. Unmanage, never delete: a delete asks
+            # the driver to remove the backend object (Cinder's own name for it).
+            env.cloud.unmanage_volume(failed["id"])
         volume = env.cloud.manage_volume(
             p["cinder_host"], p["ref"], name=f"{vm.name}-{p['target']}",
             metadata={MARKER_KEY: marker(vm, when), DISK_KEY: disk_id,
                       "os-onboard:source": p["source"] or ""},
             bootable=bool(p["boot"]))
-    volume = env.cloud.wait_volume(volume["id"], ("available", "in-use", "attaching",
-                                                  "reserved"))
+    try:
+        volume = env.cloud.wait_volume(volume["id"], ("available", "in-use", "attaching",
+                                                      "reserved"))
+    except VolumeWentToError as exc:
+        raise CloudError(
+            f"Cinder could not manage {p['ref']} on {p['cinder_host']} (volume {volume['id']} "
+            "went to error; cinder-volume's log says why, e.g. the object was renamed or "
+            "removed since discovery); a rerun releases that record and tries again") from exc
     project_id = vm_project(vm)
     if not volume.get("service_uuid") or (project_id and volume.get(
             "os-vol-tenant-attr:tenant_id") != project_id):
@@ -175,6 +187,11 @@ def ensure_volume(env: ApplyEnv, vm: VmPlan, step: Step, when: str) -> dict:
             "connection_info": info, "size_gib": volume["size"],
             "renamed_from": [s for s in (p["source"], p.get("current_source")) if s],
             "renamed_to": _backend_name(info)}
+
+
+def _failed_manage(volume: dict) -> bool:
+    """Cinder shows a manage that failed (error_managing) as a detached 'error' volume."""
+    return volume["status"] == "error" and volume.get("attach_status", "detached") == "detached"
 
 
 def _nova_connection_info(flat: dict, volume_id: str) -> dict:

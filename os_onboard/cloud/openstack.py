@@ -40,6 +40,14 @@ class TemporaryCloudError(CloudError):
     temporary = True
 
 
+class VolumeWentToError(CloudError):
+    """A volume os-onboard waited for reached an error status instead."""
+
+    def __init__(self, volume_id: str, status: str) -> None:
+        super().__init__(f"volume {volume_id} went to {status}; see cinder-volume's log")
+        self.volume_id, self.status = volume_id, status
+
+
 def _translate(what: str, exc: Exception) -> CloudError:
     status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
     detail = getattr(exc, "details", None) or str(exc)
@@ -335,8 +343,7 @@ class OpenStackCloud:
             if volume["status"] in wanted:
                 return volume
             if volume["status"].startswith("error"):
-                raise CloudError(f"volume {volume_id} went to {volume['status']}; see "
-                                 "cinder-volume's log")
+                raise VolumeWentToError(volume_id, volume["status"])
             if time.monotonic() > deadline:
                 raise TemporaryCloudError(f"volume {volume_id} still {volume['status']} "
                                           f"after {timeout:.0f} s")

@@ -26,6 +26,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -230,6 +231,42 @@ def _restore_rbd_names(ctx: dict) -> None:
         for d, entries in maps.items():
             renamemap.remove(renamemap.map_path(d),
                              [old for old, new in entries.items() if new == current])
+    _restart_guests_on_renamed_images(ctx)
+
+
+def _restart_guests_on_renamed_images(ctx: dict) -> None:
+    """Boot a lab guest again when its QEMU opened the image under Cinder's name.
+
+    That happens when the lab last started the guest from a definition
+    os-onboard had rewritten (``make demo`` left it adopted, then the machine
+    restarted and ``lab up`` booted it): the rename back above leaves that
+    QEMU's own record of the name behind, and a later discovery would plan a
+    Cinder manage of an image that no longer exists under that name (the CI
+    failure of 2026-12-06). Test housekeeping before any undisturbed window.
+    """
+    lab = ctx["lab"]
+    for item in lab["LAB_CEPH_RBD_DISKS"].split():
+        guest, original = item.split("=", 1)
+        uri = _lab_host(ctx, guest)
+        if virsh(uri, "domstate", guest).strip() != "running":
+            continue
+        live = _rbd_sources(virsh(uri, "--readonly", "dumpxml", guest))
+        if original in live:
+            continue
+        stale = {name: original for name in live if name.split("/")[-1].startswith("volume-")}
+        assert len(stale) == 1, f"{guest}: runs on {live}, none of them the lab's {original}"
+        if _rbd(ctx, "info", original, check=False).returncode != 0:
+            _rbd(ctx, "rename", *stale, original)  # no rename-map entry was left to say so
+        persistent.redefine_with_renames(uri, _uuid(uri, guest), stale)
+        virsh(uri, "destroy", guest)
+        run(REPO / "lab" / "lab", "up", timeout=600)  # boots it, waits for heartbeat + lease
+        assert original in _rbd_sources(virsh(_lab_host(ctx, guest), "--readonly", "dumpxml",
+                                              guest))
+
+
+def _rbd_sources(xml: str) -> list[str]:
+    return [s.get("name", "") for s in ET.fromstring(xml).iterfind("devices/disk/source")
+            if s.get("protocol") == "rbd"]
 
 
 def _lab_host(ctx: dict, name: str) -> str:

@@ -17,7 +17,7 @@ import pytest
 from os_onboard.apply import release, runner, steps
 from os_onboard.apply.runner import Applier, ApplyOptions, StalePlanError, apply_lock
 from os_onboard.apply.steps import DISK_KEY, ApplyEnv
-from os_onboard.cloud.openstack import TemporaryCloudError
+from os_onboard.cloud.openstack import TemporaryCloudError, VolumeWentToError
 from os_onboard.exceptions import CloudError, NovaHelperError, StateStoreError
 from os_onboard.hostside import persistent
 from os_onboard.inventory.models import (
@@ -83,6 +83,7 @@ class FakeCloud:
         self.bind_fail: set[str] = set()   # MACs whose ports come back binding_failed
         self.lose_answers: set[str] = set()  # bulk writes that commit, then time out
         self.cache_fail: set[str] = set()  # UUIDs whose cache the adopt run cannot build
+        self.manage_fails: set[str] = set()  # names of volumes whose manage goes to error
         self.servers_, self.volumes_, self.attachments_, self.allocs = {}, {}, {}, {}
         self.ports_: list[dict] = []
         self.flavors_: list[dict] = []
@@ -164,11 +165,14 @@ class FakeCloud:
         return [copy.deepcopy(v) for v in self.volumes_.values() if want <= v["metadata"].items()]
     def manage_volume(self, host, ref, name, metadata, bootable=False):
         vid = self._id("vol")
-        self.volumes_[vid] = {"id": vid, "name": name, "status": "available", "size": 2,
+        status = "error" if name in self.manage_fails else "available"
+        self.volumes_[vid] = {"id": vid, "name": name, "status": status, "size": 2,
                               "metadata": dict(metadata), "service_uuid": None,
                               "os-vol-tenant-attr:tenant_id": "p-admin", "ref": ref}
         return dict(self.volumes_[vid])
     def wait_volume(self, volume_id, statuses):
+        if self.volumes_[volume_id]["status"] == "error":
+            raise VolumeWentToError(volume_id, "error")
         assert self.volumes_[volume_id]["status"] in statuses
         return copy.deepcopy(self.volumes_[volume_id])
     def attachments(self, volume_id):
@@ -193,7 +197,8 @@ class FakeCloud:
         self.attachments_ = {k: a for k, a in self.attachments_.items()
                              if a["volume_id"] != volume_id}
     def unmanage_volume(self, volume_id):
-        assert self.volumes_[volume_id]["status"] == "available", "unmanage of an in-use volume"
+        assert self.volumes_[volume_id]["status"] in ("available", "error"), \
+            "unmanage of an in-use volume"
         del self.volumes_[volume_id]
 
     # -- Placement
@@ -463,6 +468,30 @@ def test_failed_step_resumes_on_rerun(world):
                       "helper:adopt": 1, "post_allocations": 1, "allocations": 2,
                       "put_allocations": 2, "helper:network_cache": 0}
     assert world.cloud.allocs[UUID1]["allocations"]["rp-hv1"]["resources"]["VCPU"] == 1
+
+
+def test_a_failed_manage_is_released_and_tried_again_by_the_rerun(world):
+    plan_id, plan = world.plan(vm1())
+    world.cloud.manage_fails.add("lab-vm1-vdb")  # e.g. the image renamed since discovery
+    outcome = world.apply(plan_id, plan)["lab-vm1"]
+    assert outcome.status == "failed"
+    assert "Cinder could not manage {'source-name': 'lab-vm1-data'}" in outcome.detail
+    assert "went to error" in outcome.detail
+    [failed] = world.cloud.volumes_.values()
+    assert failed["status"] == "error"
+
+    outcome = world.apply(plan_id, plan)["lab-vm1"]  # the cause not yet fixed
+    assert outcome.status == "failed"
+    assert [v["id"] for v in world.cloud.volumes_.values()] != [failed["id"]]
+    assert len(world.cloud.volumes_) == 1  # the first record released, not piled up
+
+    world.cloud.manage_fails.clear()  # the operator put the image back
+    outcome = world.apply(plan_id, plan)["lab-vm1"]
+    assert outcome.status == "adopted"
+    [volume] = world.cloud.volumes_.values()
+    assert volume["status"] == "in-use"
+    assert world.cloud.calls.count("unmanage_volume") == 2
+    assert "delete_attachment" not in world.cloud.calls
 
 
 def test_kill_between_write_and_journal_reuses_the_records(world):
