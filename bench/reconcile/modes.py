@@ -127,8 +127,8 @@ def run_naive(args: argparse.Namespace) -> int:
             hit_s += time.perf_counter() - t1
             found += 1
         else:
-            # find_server falls back to listing every server by name: kept apart,
-            # so that the extrapolation stays a lower bound for the loop.
+            # A miss (a 404, no port read) is timed apart, so that the
+            # extrapolation from hits stays a lower bound for the loop.
             miss_s += time.perf_counter() - t1
             missed += 1
     return _finish({"mode": "naive", "vms": len(vms), "discover_s": discover_s,

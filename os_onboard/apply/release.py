@@ -43,13 +43,16 @@ class Release:
 
 def unmanage(cloud: OpenStackCloud, uuid: str, *, host: str | None,
              instances_path: str | None, nova_python: str | None = None,
-             nova_config: list[str] | None = None, live_vm: Vm | None = None) -> Release:
+             nova_config: list[str] | None = None, live_vm: Vm | None = None,
+             volumes: list[dict] | None = None) -> Release:
     """Remove os-onboard's records of one VM. Idempotent; raises nothing per record.
 
     :param host: the nova-compute host (when the server is already gone from
         Nova's API, the helper still needs a cell to look in).
     :param live_vm: the VM as discovered now, to tell whether the domain uses
         the instance directory.
+    :param volumes: Cinder's volume list, when the caller releases many VMs
+        (one listing for all of them); listed here when not given.
     """
     out = Release(uuid)
     server = cloud.server(uuid)
@@ -75,7 +78,8 @@ def unmanage(cloud: OpenStackCloud, uuid: str, *, host: str | None,
                 out.removed.append(f"port {port['id']} ({port['mac']})")
             else:
                 out.kept.append(f"port {port['id']} (not os-onboard's)")
-        for volume in cloud.volumes():  # metadata filters match whole values only
+        # Cinder's metadata filters match whole values only: no "<uuid>/*" query.
+        for volume in cloud.volumes() if volumes is None else volumes:
             if not (volume.get("metadata") or {}).get(DISK_KEY, "").startswith(f"{uuid}/"):
                 continue
             if volume["status"] != "available":

@@ -231,6 +231,7 @@ class Unmanage(Lister):
         rows = []
         failed = False
         with apply_lock(store.url):
+            volumes = connection.volumes()  # once for all the VMs named
             for name, (uuid, uri) in zip(parsed_args.vms, targets, strict=True):
                 # where it runs now, else the host the snapshot saw it on
                 hostname, vm = live.get(uuid, (hostnames.get(uri or ""), None))
@@ -238,7 +239,8 @@ class Unmanage(Lister):
                 result = unmanage(connection, uuid, host=host,
                                   instances_path=parsed_args.instances_path,
                                   nova_python=parsed_args.nova_python,
-                                  nova_config=parsed_args.nova_config, live_vm=vm)
+                                  nova_config=parsed_args.nova_config, live_vm=vm,
+                                  volumes=volumes)
                 if not result.error:
                     Journal(store).forget_vm(uuid)
                 failed |= bool(result.error)

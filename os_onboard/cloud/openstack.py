@@ -173,12 +173,15 @@ class OpenStackCloud:
                 for s in found}
 
     def server(self, uuid: str) -> dict | None:
-        found = _call(f"server {uuid}", lambda: self._conn.compute.find_server(
-            uuid, ignore_missing=True, all_projects=True))
-        if found is None:
+        # GET /servers/{uuid} only: the SDK's find_server falls back to listing
+        # every server by name on a 404 (~33 s at 10,000 servers).
+        response = self._rest("compute").get(f"/servers/{uuid}", microversion=COMPUTE_SERVERS)
+        if response.status_code == 404:
             return None
-        return {"id": found.id, "name": found.name, "status": found.status,
-                "host": found.compute_host, "metadata": dict(found.metadata or {})}
+        found = _json(f"server {uuid}", response)["server"]
+        return {"id": found["id"], "name": found["name"], "status": found["status"],
+                "host": found.get("OS-EXT-SRV-ATTR:host"),
+                "metadata": dict(found.get("metadata") or {})}
 
     def flavors(self) -> list[dict]:
         found = _call("list flavors", lambda: list(

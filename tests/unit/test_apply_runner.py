@@ -697,6 +697,20 @@ def test_unmanage_releases_in_order(world):
     assert not (world.tmp / "instances" / UUID1).exists()
 
 
+def test_unmanage_of_many_vms_lists_the_volumes_once(world):
+    plan_id, plan = world.plan(vm1(), guest("lab-vm2", UUID2, nic(MAC3, IP3), rbd=True))
+    world.apply(plan_id, plan)
+    assert len(world.cloud.volumes_) == 2
+    world.cloud.calls.clear()
+    volumes = world.cloud.volumes()
+    for uuid in (UUID1, UUID2):
+        out = release.unmanage(world.cloud, uuid, host=None, nova_python="nova-python",
+                               nova_config=["nova.conf"], instances_path=None, volumes=volumes)
+        assert out.error == "" and any("unmanaged" in r for r in out.removed), out
+    assert world.cloud.calls.count("volumes") == 1
+    assert world.cloud.calls.count("unmanage_volume") == 2 and not world.cloud.volumes_
+
+
 def test_unmanage_refuses_a_server_without_the_marker(world):
     world.cloud.servers_[UUID2] = {"name": "theirs", "status": "ACTIVE", "host": "compute-hv1",
                                    "metadata": {}}

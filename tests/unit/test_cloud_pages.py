@@ -65,3 +65,33 @@ def test_port_json_matches_the_sdk_shape():
                     "fixed_ips": [{"subnet_id": "s1", "ip_address": "10.0.0.5"}],
                     "device_id": "vm1", "device_owner": "compute:nova", "host": "host-b",
                     "vif_type": "bridge", "status": "ACTIVE", "description": ""}
+
+
+class _Compute:
+    """GET /servers/{uuid} only; any listing is recorded (it must not happen)."""
+
+    def __init__(self, servers: dict[str, dict]) -> None:
+        self.servers, self.paths = servers, []
+
+    def get(self, path: str, *args: object, **kwargs: object) -> _Response:
+        self.paths.append(path)
+        uuid = path.rsplit("/", 1)[-1]
+        if uuid not in self.servers:
+            response = _Response({"itemNotFound": {"message": "not found"}})
+            response.status_code = 404
+            return response
+        return _Response({"server": self.servers[uuid]})
+
+
+def test_a_server_is_one_get_and_a_missing_one_no_listing():
+    from os_onboard.cloud.openstack import OpenStackCloud
+
+    class _Connection:
+        compute = _Compute({"u1": {"id": "u1", "name": "vm", "status": "ACTIVE",
+                                   "OS-EXT-SRV-ATTR:host": "hv1", "metadata": {"k": "v"}}})
+
+    cloud = OpenStackCloud(connection=_Connection())
+    assert cloud.server("u1") == {"id": "u1", "name": "vm", "status": "ACTIVE", "host": "hv1",
+                                  "metadata": {"k": "v"}}
+    assert cloud.server("u2") is None
+    assert _Connection.compute.paths == ["/servers/u1", "/servers/u2"]
