@@ -20,7 +20,7 @@ has the Nova paths behind each rule):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from os_onboard.exceptions import ConfigError, OnboardError
 from os_onboard.reconcile.drift import Drift, DriftKind
@@ -30,6 +30,20 @@ from os_onboard.reconcile.tolerate.base import Context, Outcome
 POLICIES = ("report", "tolerate")
 
 __all__ = ["POLICIES", "Context", "Outcome", "Tolerator", "parse_policies"]
+
+
+#: What ``tolerate`` runs for each kind; a kind not listed is reported only.
+EXECUTORS: dict[DriftKind, Callable[[Context, Drift], Outcome]] = {
+    DriftKind.HOST_CHANGED: migration.moved,
+    DriftKind.POWER_CHANGED: power.power,
+    DriftKind.NIC_ADDED: nics.added,
+    DriftKind.NIC_REMOVED: nics.removed,
+    DriftKind.IP_CHANGED: nics.ip_changed,
+    DriftKind.DISK_ADDED: disks.added,
+    DriftKind.DISK_REMOVED: disks.removed,
+    DriftKind.RESIZED: resize.resized,
+    DriftKind.VM_GONE: gone.gone,
+}
 
 
 def parse_policies(default: str, overrides: Sequence[str]) -> dict[DriftKind, str]:
@@ -66,34 +80,8 @@ class Tolerator:
             return Outcome(drift, "failed", f"{exc} (the next pass retries)")
 
     def _execute(self, drift: Drift) -> Outcome:
-        ctx, kind = self.ctx, drift.kind
-        if kind is DriftKind.HOST_CHANGED:
-            return migration.moved(ctx, drift)
-        if kind is DriftKind.POWER_CHANGED:
-            return power.power(ctx, drift)
-        if kind is DriftKind.NIC_ADDED:
-            return nics.added(ctx, drift)
-        if kind is DriftKind.NIC_REMOVED:
-            return nics.removed(ctx, drift, self._host(drift))
-        if kind is DriftKind.IP_CHANGED:
-            return nics.ip_changed(ctx, drift, self._host(drift))
-        if kind is DriftKind.DISK_ADDED:
-            return disks.added(ctx, drift)
-        if kind is DriftKind.DISK_REMOVED:
-            return disks.removed(ctx, drift)
-        if kind is DriftKind.RESIZED:
-            return resize.resized(ctx, drift)
-        if kind is DriftKind.VM_GONE:
-            return gone.gone(ctx, drift)
-        return Outcome(drift, "reported", "reported only: adopt it with 'os-onboard plan' "
-                       "and 'apply'")
-
-    def _host(self, drift: Drift) -> str:
-        """The nova-compute host the VM runs under (for the network cache helper)."""
-        found = self.ctx.vm(drift.uuid)
-        uri_host = found[0] if found else None
-        for host in (self.ctx.inventory.hosts if self.ctx.inventory else []):
-            if host.host.uri == uri_host:
-                return next((h["service_host"] for h in self.ctx.hypervisors
-                             if h["node"] == host.host.hostname), host.host.hostname or "")
-        return ""
+        executor = EXECUTORS.get(drift.kind)
+        if executor is None:
+            return Outcome(drift, "reported", "reported only: adopt it with 'os-onboard "
+                           "plan' and 'apply'")
+        return executor(self.ctx, drift)

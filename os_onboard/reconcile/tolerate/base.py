@@ -76,6 +76,17 @@ class Context:
                     found = (host.host.uri, vm)
         return found
 
+    def compute_host(self, uuid: str) -> str:
+        """The nova-compute host the VM runs under (for the network cache helper)."""
+        found = self.vm(uuid)
+        if found is None or self.inventory is None:
+            return ""
+        for host in self.inventory.hosts:
+            if host.host.uri == found[0]:
+                return next((h["service_host"] for h in self.hypervisors
+                             if h["node"] == host.host.hostname), host.host.hostname or "")
+        return ""
+
     def apply_env(self) -> ApplyEnv:
         return ApplyEnv(cloud=self.cloud, libvirt_config_dirs=self.libvirt_config_dirs,
                         hypervisors={h["node"]: h for h in self.hypervisors})

@@ -46,7 +46,7 @@ def added(ctx: Context, drift: Drift) -> Outcome:
                    f"{len(macs)} NIC(s)")
 
 
-def removed(ctx: Context, drift: Drift, host: str) -> Outcome:
+def removed(ctx: Context, drift: Drift) -> Outcome:
     mac = drift.detail["mac"]
     ports = [p for p in ctx.cloud.ports(device_id=drift.uuid) if p["mac"] == mac]
     done = []
@@ -59,13 +59,13 @@ def removed(ctx: Context, drift: Drift, host: str) -> Outcome:
         else:
             done.append(f"port {port['id']} (not os-onboard's) unbound, kept")
     ctx.helper({"uuid": drift.uuid, "remove_vifs": [p["id"] for p in ports]})
-    macs = _refresh_cache(ctx, drift.uuid, host)
+    macs = _refresh_cache(ctx, drift.uuid, ctx.compute_host(drift.uuid))
     return Outcome(drift, "tolerated",
                    "; ".join(done or ["no port"]) + f"; VIF removed; cache has "
                    f"{len(macs)} NIC(s)")
 
 
-def ip_changed(ctx: Context, drift: Drift, host: str) -> Outcome:
+def ip_changed(ctx: Context, drift: Drift) -> Outcome:
     mac = drift.detail["mac"]
     found = ctx.vm(drift.uuid)
     nic = next((n for n in found[1].nics if n.mac.lower() == mac), None) if found else None
@@ -83,6 +83,6 @@ def ip_changed(ctx: Context, drift: Drift, host: str) -> Outcome:
             raise CloudError(f"IP {ip} of NIC {mac} is outside the subnets of its network")
         fixed_ips.append({"subnet_id": subnet["id"], "ip_address": str(ip)})
     ctx.cloud.update_port(port["id"], fixed_ips=fixed_ips)
-    _refresh_cache(ctx, drift.uuid, host)
+    _refresh_cache(ctx, drift.uuid, ctx.compute_host(drift.uuid))
     return Outcome(drift, "tolerated", f"port {port['id']} fixed IPs now "
                    + ", ".join(f["ip_address"] for f in fixed_ips))
