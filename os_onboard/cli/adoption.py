@@ -21,8 +21,7 @@ from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import ConfigError, StateStoreError
 from os_onboard.hostside import renamemap
 from os_onboard.mapping.model import load_mapping
-from os_onboard.plan.builder import build_plan
-from os_onboard.plan.cloudview import CloudView
+from os_onboard.plan.builder import build_plan, read_cloud_view
 from os_onboard.plan.render import render_plan
 from os_onboard.state.journal import Journal
 
@@ -135,8 +134,7 @@ class MakePlan(Command):
         store = state_store(self.app)
         snapshot_id, inventory = store.load_snapshot(parsed_args.snapshot)
         mapping = load_mapping(parsed_args.mapping)
-        view = CloudView.read(cloud(self.app), {o.project for o in mapping.owners},
-                              {o.user for o in mapping.owners if o.user})
+        view = read_cloud_view(cloud(self.app), mapping)
         renames = renamemap.load_all(config_dirs(parsed_args))
         plan = build_plan(inventory, snapshot_id, view, mapping,
                           only=set(parsed_args.vm) or None,

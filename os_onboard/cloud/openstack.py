@@ -327,6 +327,14 @@ class OpenStackCloud:
         return _pages(self._rest("block_storage"), "volumes", "/volumes/detail",
                       {"all_tenants": 1, **filters}, CINDER_ATTACHMENTS)
 
+    def manageable_volumes(self, host: str) -> list[dict]:
+        """What the backend pool ``host`` could manage (and what it already does),
+        each with the reference a manage request wants back; one request, the
+        list is not paged unless asked to be."""
+        response = self._rest("block_storage").get(
+            "/manageable_volumes/detail", params={"host": host}, microversion=CINDER_MANAGE)
+        return _json(f"manageable volumes of {host}", response).get("manageable-volumes") or []
+
     def manage_volume(self, host: str, ref: dict, name: str, metadata: dict[str, str],
                       bootable: bool = False) -> dict:
         body = {"volume": {"host": host, "ref": ref, "name": name, "metadata": metadata,

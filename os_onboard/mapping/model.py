@@ -20,6 +20,7 @@ The operator writes one YAML file::
         cinder_host: lab@ceph-legacy#ceph-legacy
         driver: rbd
         options: {rbd_pool: legacy}
+        cross_check: true            # plan blocks a disk Cinder's manageable list lacks
     flavors: {policy: reuse-or-create, prefix: adopted}
     local_disks: block               # or keep: data disks on local files stay outside Nova
 

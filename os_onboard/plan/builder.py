@@ -11,12 +11,16 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from os_onboard.exceptions import ResolutionError
+from os_onboard.exceptions import ConfigError, ResolutionError
 from os_onboard.inventory.models import Disk, HostInventory, Inventory, Nic, PowerState, Vm
 from os_onboard.mapping.model import Mapping
-from os_onboard.mapping.resolvers.base import VolumeResolver
-from os_onboard.mapping.resolvers.registry import resolve_disk, resolver_for
-from os_onboard.plan.cloudview import CloudView, Scope
+from os_onboard.mapping.resolvers.base import BackendConfig, ManageableVolume, VolumeResolver
+from os_onboard.mapping.resolvers.registry import (
+    resolve_disk,
+    resolver_for,
+    wants_manageable_list,
+)
+from os_onboard.plan.cloudview import CloudReader, CloudView, Scope
 from os_onboard.plan.model import (
     MARKER_KEY,
     Op,
@@ -68,7 +72,7 @@ def build_plan(inventory: Inventory, snapshot_id: int, cloud: CloudView, mapping
         under its current name (the live domain still shows the old one).
     :raises ConfigError: a backend of the mapping has no usable resolver.
     """
-    resolvers = [resolver_for(b) for b in mapping.backends]
+    resolvers = [resolver_for(b, manageable=_manageable(cloud, b)) for b in mapping.backends]
     ctx = _Context(inventory, cloud, mapping, resolvers, dict(renames or {}))
     vms: list[VmPlan] = []
     for host in inventory.hosts:
@@ -81,6 +85,24 @@ def build_plan(inventory: Inventory, snapshot_id: int, cloud: CloudView, mapping
     return Plan(snapshot_id=snapshot_id, cloud_fingerprint=cloud.fingerprint(scope),
                 basis=scope.as_dict(), mapping_file=mapping_file,
                 shared=list(ctx.shared.values()), vms=vms)
+
+
+def read_cloud_view(cloud: CloudReader, mapping: Mapping) -> CloudView:
+    """What a plan for ``mapping`` reads of OpenStack: the owners' projects and
+    users, and the manageable lists of the backends that want them."""
+    return CloudView.read(cloud, {o.project for o in mapping.owners},
+                          {o.user for o in mapping.owners if o.user},
+                          [b.cinder_host for b in mapping.backends if wants_manageable_list(b)])
+
+
+def _manageable(cloud: CloudView, backend: BackendConfig) -> list[ManageableVolume] | None:
+    if not wants_manageable_list(backend):
+        return None
+    listed = cloud.manageable.get(backend.cinder_host)
+    if listed is None:
+        raise ConfigError(f"backend {backend.name!r}: Cinder's manageable list of "
+                          f"{backend.cinder_host} was not read")
+    return [ManageableVolume.model_validate(entry) for entry in listed]
 
 
 def _scope(inventory: Inventory, vms: list[VmPlan], ctx: _Context) -> Scope:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ class CloudReader(Protocol):
     def flavors(self) -> list[dict]: ...
     def project_id(self, name_or_id: str) -> str | None: ...
     def user_id(self, name_or_id: str) -> str | None: ...
+    def manageable_volumes(self, host: str) -> list[dict]: ...
 
 
 @dataclass(frozen=True)
@@ -62,14 +64,19 @@ class CloudView:
     flavors: list[dict] = field(default_factory=list)
     projects: dict[str, str | None] = field(default_factory=dict)  # name -> id (None: unknown)
     users: dict[str, str | None] = field(default_factory=dict)
+    #: Cinder's manageable list per cinder-volume host, for the backends that want it
+    manageable: dict[str, list[dict]] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, cloud: CloudReader, projects: set[str], users: set[str]) -> CloudView:
+    def read(cls, cloud: CloudReader, projects: set[str], users: set[str],
+             manageable_hosts: Iterable[str] = ()) -> CloudView:
         return cls(hypervisors=cloud.hypervisors(), servers=cloud.servers(),
                    ports=cloud.ports(), networks=cloud.networks(), subnets=cloud.subnets(),
                    flavors=cloud.flavors(),
                    projects={p: cloud.project_id(p) for p in sorted(projects)},
-                   users={u: cloud.user_id(u) for u in sorted(users)})
+                   users={u: cloud.user_id(u) for u in sorted(users)},
+                   manageable={h: cloud.manageable_volumes(h)
+                               for h in sorted(set(manageable_hosts))})
 
     def fingerprint(self, scope: Scope | None = None) -> str:
         """A hash of the state a plan relies on; with ``scope``, only the parts

@@ -384,6 +384,26 @@ def _server_or_none(ctx: dict, uuid: str) -> dict | None:
     return json.loads(result.stdout) if result.returncode == 0 else None
 
 
+def test_an_image_renamed_after_discovery_is_blocked_in_the_plan(ctx):
+    """The lab mapping has cross_check: plan asks Cinder's manageable list of the
+    pool, so an image that is no longer under the name the domain shows blocks
+    its VM at plan time (before, Cinder's manage went to error during apply)."""
+    _discover(ctx)
+    image = f"{ctx['lab']['LAB_CEPH_POOL_LEGACY']}/{SCRATCH}-data"
+    with undisturbed([(ctx["lab"]["LAB_HOST_A_URI"], SCRATCH)], _console(ctx)):
+        _rbd(ctx, "rename", image, f"{image}-moved")  # under the running guest, as Cinder does
+        try:
+            [vm] = _plan(ctx, SCRATCH)["vms"]
+            assert vm["op"] == "!" and vm["steps"] == []
+            assert any(f"{{'source-name': '{SCRATCH}-data'}}" in r and
+                       "manageable list for lab@ceph-legacy#ceph-legacy has no such volume"
+                       in r for r in vm["blocked"]), vm["blocked"]
+        finally:
+            _rbd(ctx, "rename", f"{image}-moved", image)
+        [vm] = _plan(ctx, SCRATCH)["vms"]
+        assert vm["op"] == "+", vm["blocked"]
+
+
 def test_apply_survives_kill_9_and_adopts_without_disturbing(ctx):
     _discover(ctx)
     plan = _plan(ctx)

@@ -7,6 +7,7 @@ subnets, flavors).
 
 import pytest
 
+from os_onboard.exceptions import ConfigError
 from os_onboard.inventory.models import (
     AddressSource,
     Caveat,
@@ -21,7 +22,7 @@ from os_onboard.inventory.models import (
     Vm,
 )
 from os_onboard.mapping.model import Mapping
-from os_onboard.plan.builder import build_plan
+from os_onboard.plan.builder import build_plan, read_cloud_view
 from os_onboard.plan.cloudview import CloudView
 from os_onboard.plan.model import MARKER_KEY, Op, Plan, SharedKind, StepKind, VmPlan
 from os_onboard.plan.render import render_plan
@@ -206,6 +207,58 @@ def test_rbd_volume_step_rounds_size_up_and_names_the_image():
     assert "as a 2 GiB volume, attached in-use as vdb" in volume.summary
     assert step(vm_plan, "domain-definition").params == {"sources": ["legacy/lab-vm1-data"]}
     assert any(n.startswith("vdb: Cinder renames the image") for n in vm_plan.notes)
+
+
+def _checked_mapping() -> Mapping:
+    rules = mapping()
+    rules.backends[0] = rules.backends[0].model_copy(update={"cross_check": True})
+    return rules
+
+
+def _listed(*names: str) -> dict[str, list[dict]]:
+    return {CINDER_HOST: [{"reference": {"source-name": n}, "size": 2, "safe_to_manage": True,
+                           "reason_not_safe": None, "cinder_id": None, "extra_info": None}
+                          for n in names]}
+
+
+def test_cross_check_confirms_a_reference_cinder_lists():
+    vm_plan = one(full_vm(), view=cloud(manageable=_listed("other", "lab-vm1-data")),
+                  rules=_checked_mapping())
+    assert vm_plan.op is Op.CREATE and not vm_plan.blocked
+    assert step(vm_plan, "volume:vdb").params["ref"] == {"source-name": "lab-vm1-data"}
+
+
+def test_cross_check_blocks_a_disk_cinder_does_not_list():
+    # e.g. the image was renamed after discovery: Cinder's manage would go to error
+    vm_plan = one(full_vm(), view=cloud(manageable=_listed("lab-vm1-data-moved")),
+                  rules=_checked_mapping())
+    assert vm_plan.op is Op.BLOCKED and not vm_plan.steps
+    assert any("manageable list for lab@ceph-legacy#ceph-legacy has no such volume" in b
+               for b in vm_plan.blocked), vm_plan.blocked
+
+
+def test_cross_check_needs_the_list_read():
+    with pytest.raises(ConfigError, match="manageable list of lab@ceph-legacy#ceph-legacy "
+                                          "was not read"):
+        plan_of(full_vm(), rules=_checked_mapping())
+
+
+def test_the_view_reads_the_manageable_lists_the_mapping_wants():
+    class Reader:
+        asked: list[str] = []
+
+        def __getattr__(self, name):
+            return lambda *a: [] if name not in ("project_id", "user_id", "servers") else (
+                {} if name == "servers" else None)
+
+        def manageable_volumes(self, host):
+            self.asked.append(host)
+            return _listed("x")[CINDER_HOST]
+
+    view = read_cloud_view(Reader(), mapping())
+    assert Reader.asked == [] and view.manageable == {}
+    view = read_cloud_view(Reader(), _checked_mapping())
+    assert Reader.asked == [CINDER_HOST] and len(view.manageable[CINDER_HOST]) == 1
 
 
 def test_instance_dir_links_the_root_file():

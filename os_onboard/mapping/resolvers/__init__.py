@@ -19,6 +19,7 @@ from os_onboard.mapping.resolvers.registry import (
     available_resolvers,
     resolve_disk,
     resolver_for,
+    wants_manageable_list,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "lookup_from_table",
     "resolve_disk",
     "resolver_for",
+    "wants_manageable_list",
 ]

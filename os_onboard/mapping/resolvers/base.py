@@ -67,6 +67,10 @@ class BackendConfig(_Model):
     cinder_host: str = Field(description="cinder-volume host@backend#pool")
     driver: str = Field(description="resolver kind: entry point in os_onboard.volume_resolvers")
     options: dict[str, Any] = Field(default_factory=dict, description="driver-specific")
+    cross_check: bool = Field(default=False, description=(
+        "plan reads Cinder's manageable list of cinder_host (one request per plan) and "
+        "blocks a disk whose reference it does not list, e.g. an object renamed or "
+        "removed since discovery"))
 
     @field_validator("cinder_host")
     @classmethod
@@ -124,6 +128,8 @@ class VolumeResolver(abc.ABC):
     Options: ClassVar[type[ResolverOptions]] = ResolverOptions
     #: what the injected lookup maps, e.g. "Pure volume serial -> volume name"; None: no lookup
     needs_lookup: ClassVar[str | None] = None
+    #: resolves from Cinder's manageable list itself (the plan reads it whatever cross_check says)
+    needs_manageable: ClassVar[bool] = False
 
     def __init__(self, config: BackendConfig, *, lookup: Lookup | None = None,
                  manageable: Iterable[ManageableVolume] | None = None) -> None:

@@ -63,6 +63,7 @@ class ManageableOptions(ResolverOptions):
 class ManageableListResolver(VolumeResolver):
     kind = "cinder-manageable"
     Options = ManageableOptions
+    needs_manageable = True
     options: ManageableOptions
 
     def __init__(self, config: BackendConfig, *, lookup: Lookup | None = None,

@@ -43,6 +43,12 @@ def resolver_for(config: BackendConfig, *, lookup: Lookup | None = None,
     return cls(config, lookup=lookup, manageable=manageable)
 
 
+def wants_manageable_list(config: BackendConfig) -> bool:
+    """Whether planning for this backend needs Cinder's manageable list."""
+    cls = available_resolvers().get(config.driver)
+    return config.cross_check or bool(cls and cls.needs_manageable)
+
+
 def resolve_disk(disk: Disk, host: HostInventory | None,
                  resolvers: Iterable[VolumeResolver]) -> BackendReference | None:
     """The reference of ``disk`` on the one backend that holds it.

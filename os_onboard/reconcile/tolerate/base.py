@@ -20,8 +20,7 @@ from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.exceptions import CloudError
 from os_onboard.inventory.models import Inventory, Vm
 from os_onboard.mapping.model import Mapping
-from os_onboard.plan.builder import build_plan
-from os_onboard.plan.cloudview import CloudView
+from os_onboard.plan.builder import build_plan, read_cloud_view
 from os_onboard.plan.model import Plan, Step, StepKind, VmPlan
 from os_onboard.reconcile.drift import Drift
 
@@ -100,8 +99,7 @@ class Context:
         if self.mapping is None or self.inventory is None:
             raise CloudError("recording a new NIC, disk or shape needs the mapping: pass "
                              "--mapping (the file 'plan' used)")
-        view = CloudView.read(self.cloud, {o.project for o in self.mapping.owners},
-                              {o.user for o in self.mapping.owners if o.user})
+        view = read_cloud_view(self.cloud, self.mapping)
         view.servers.pop(uuid, None)  # planned as new: every record gets its step
         plan = build_plan(self.inventory, 0, view, self.mapping, only={uuid},
                           renames=self.renames)
