@@ -186,8 +186,8 @@ ceph_daemon_start() {
     rm -f "$pidfile"
     ceph_check_foreign "ceph-$type"
     # The daemon forks itself into the background and writes its pidfile.
-    # 9>&-: it must not inherit (and hold) the lab lock.
-    "ceph-$type" -c "$LAB_CEPH_CONF" -i "$id" </dev/null >>"$logf" 2>&1 9>&- ||
+    # 3-9 closed: it must not inherit (and hold) the lab lock or a caller's.
+    "ceph-$type" -c "$LAB_CEPH_CONF" -i "$id" </dev/null >>"$logf" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- ||
         die "ceph: 'ceph-$type -i $id' failed; see $logf"
     for ((i = 0; i < 100; i++)); do
         pid=$(pidfile_pid "$pidfile") && break

@@ -167,8 +167,9 @@ daemon_start() {
     [[ $name == libvirtd ]] && args+=(--listen)
     # A host with its own namespaces launches its daemons through host_<h>_exec.
     declare -F "host_${host}_exec" >/dev/null && args=("host_${host}_exec" "${args[@]}")
-    # 9>&-: the daemons must not inherit (and hold) the lab lock.
-    "${args[@]}" >>"$logf" 2>&1 9>&- ||
+    # 3-9 closed: the daemons must not inherit (and hold) the lab lock (9) or a
+    # caller's, e.g. `flock /tmp/os-onboard-lab.lock lab/lab ...` (bench targets).
+    "${args[@]}" >>"$logf" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- ||
         die "host ${host^^}: '${args[*]}' failed; see $logf"
     for ((i = 0; i < 100; i++)); do
         pid=$(pidfile_pid "$pidfile") && break

@@ -112,11 +112,12 @@ vsphere_up() {
     password=$(vsphere_password)
     offset=$(stat -c %s "$LAB_VSPHERE_LOG" 2>/dev/null || echo 0)
     t0=$(lab_now_us)
-    # setsid + nohup: detached from this shell; 9>&-: not holding the lab lock.
+    # setsid + nohup: detached from this shell; 3-9 closed: not holding the lab
+    # lock or a caller's.
     # shellcheck disable=SC2086  # LAB_VSPHERE_MODEL is a list of flags
     VCSIM_PASSWORD=$password TMPDIR=$LAB_VSPHERE_DIR/tmp setsid nohup "$LAB_VSPHERE_BIN" \
         -listen "$LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT" -username "$LAB_VSPHERE_USER" \
-        $LAB_VSPHERE_MODEL </dev/null >>"$LAB_VSPHERE_LOG" 2>&1 9>&- &
+        $LAB_VSPHERE_MODEL </dev/null >>"$LAB_VSPHERE_LOG" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     pid=$!
     printf '%s\n' "$pid" >"$LAB_VSPHERE_PIDFILE"
     printf '%s\n' "$args" >"$LAB_VSPHERE_DIR/run.args"
