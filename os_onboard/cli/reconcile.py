@@ -22,9 +22,10 @@ from os_onboard.mapping.model import load_mapping
 from os_onboard.reconcile.loop import watch
 from os_onboard.reconcile.passes import PassResult, Stores, reconcile_pass
 from os_onboard.reconcile.pending import Records
+from os_onboard.reconcile.policy import POLICIES, Policies, parse_policies
 from os_onboard.reconcile.records import adopted_servers
 from os_onboard.reconcile.resident import ResidentHelpers, Reused
-from os_onboard.reconcile.tolerate import POLICIES, Context, Tolerator, parse_policies
+from os_onboard.reconcile.tolerate import Context, Tolerator
 from os_onboard.state.journal import AuditLog, DriftQueue, RecordsCache
 
 EPILOG = """\
@@ -41,6 +42,16 @@ nic-added/-removed and ip-changed (ports, VIFs, cache), disk-added/-removed
 (volume managed + attached + BDM, or detached in the records only), resized
 (flavor, allocation), vm-gone (records purged as 'unmanage' does); not-adopted
 is reported only. New NICs, disks and shapes need --mapping (the plan's).
+
+Per group of hosts: the mapping file's 'policies' list, first match wins, by
+a shell pattern on the host's URI or hostname (a vanished VM: the host
+OpenStack records); hosts no group names take --policy and --kind-policy:
+  policies:
+    - hosts: "qemu+ssh://hv-prod-*"
+      policy: report
+    - hosts: "hv-wave1-*"
+      policy: tolerate
+      kinds: {vm-gone: report}
 Every pass's findings and actions go to the audit log ('os-onboard history').
 
 Hosts: the URIs given, else those of the newest inventory snapshot.
@@ -60,7 +71,7 @@ def _hosts(app: Any, uris: list[str]) -> list[str]:
     return [h.host.uri for h in inventory.hosts]
 
 
-def _pass(app: Any, parsed_args: Any, policies: dict | None, cause: str,
+def _pass(app: Any, parsed_args: Any, policies: Policies | None, cause: str,
           kept: Kept | None = None) -> PassResult:
     """One pass; ``kept`` is what a watcher reuses across passes (else made anew)."""
     inventory = discover_hosts(_hosts(app, parsed_args.uris))
@@ -109,6 +120,12 @@ def _context(parsed_args: Any, connection: OpenStackCloud, hypervisors: list[dic
                    shutdown_grace=parsed_args.shutdown_grace)
 
 
+def _policies(parsed_args: Any) -> Policies:
+    """--policy/--kind-policy, after the mapping file's host groups."""
+    groups = load_mapping(parsed_args.mapping).policies if parsed_args.mapping else []
+    return parse_policies(parsed_args.policy, parsed_args.kind_policy, groups)
+
+
 def _seen_since(audit: AuditLog, uuid: str, kind: str, after: str) -> datetime | None:
     """When the passes first saw this drift, of its entries in a row (newest
     first, back to an entry of this VM and kind that said something else)."""
@@ -129,12 +146,14 @@ def _common_options(parser: Any, policies: bool = True) -> Any:
                         help="hypervisor URIs (default: the newest snapshot's hosts)")
     if policies:
         parser.add_argument("--policy", choices=POLICIES, default="report",
-                            help="for every kind of drift (default: report)")
+                            help="for every kind of drift on hosts no 'policies' group of "
+                                 "the mapping names (default: report)")
         parser.add_argument("--kind-policy", action="append", default=[],
                             metavar="KIND=POLICY", help="override for one kind; repeatable")
         parser.add_argument("--mapping", metavar="FILE",
-                            help="the mapping file: needed to record new NICs, disks and "
-                                 "shapes (ports, volumes, flavors as 'plan' makes them)")
+                            help="the mapping file: its 'policies' groups (per host), and "
+                                 "what records new NICs, disks and shapes (ports, volumes, "
+                                 "flavors as 'plan' makes them)")
         parser.add_argument("--shutdown-grace", type=float, default=20.0, metavar="SECONDS",
                             help="record a shutdown once the guest stayed off this long "
                                  "(default 20; 0 on hosts with [workarounds] "
@@ -167,8 +186,8 @@ class Reconcile(Lister):
         return _common_options(super().get_parser(prog_name))
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
-        policies = parse_policies(parsed_args.policy, parsed_args.kind_policy)
-        return COLUMNS, _pass(self.app, parsed_args, policies, "reconcile pass").rows
+        return COLUMNS, _pass(self.app, parsed_args, _policies(parsed_args),
+                              "reconcile pass").rows
 
 
 class Watch(Command):
@@ -183,7 +202,7 @@ class Watch(Command):
         return parser
 
     def take_action(self, parsed_args: Any) -> int:
-        policies = parse_policies(parsed_args.policy, parsed_args.kind_policy)
+        policies = _policies(parsed_args)
         uris = _hosts(self.app, parsed_args.uris)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

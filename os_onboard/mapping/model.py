@@ -23,6 +23,12 @@ The operator writes one YAML file::
         cross_check: true            # plan blocks a disk Cinder's manageable list lacks
     flavors: {policy: reuse-or-create, prefix: adopted}
     local_disks: block               # or keep: data disks on local files stay outside Nova
+    policies:                        # reconcile/watch per group of hosts (first match wins)
+      - hosts: "qemu+ssh://hv-prod-*"
+        policy: report
+      - hosts: "hv-wave1-*"          # the URI or the hostname
+        policy: tolerate
+        kinds: {vm-gone: report}
 
 Patterns are shell-style (``fnmatch``). Networks created on request get DHCP
 off: the legacy segment already has its DHCP server, and a second one would
@@ -101,6 +107,15 @@ class NetworkRule(_Model):
     create: ProviderNetwork | None = None
 
 
+class PolicyGroup(_Model):
+    """``reconcile``/``watch`` policy for a group of hosts (os_onboard.reconcile.policy)."""
+
+    hosts: str = Field(description="shell pattern on the host's libvirt URI or hostname")
+    policy: Literal["report", "tolerate"]
+    kinds: dict[str, Literal["report", "tolerate"]] = Field(
+        default_factory=dict, description="per kind of drift, e.g. {power-changed: report}")
+
+
 class FlavorPolicy(_Model):
     policy: Literal["reuse-or-create", "reuse-only"] = "reuse-or-create"
     prefix: str = "adopted"
@@ -111,6 +126,10 @@ class Mapping(_Model):
     networks: list[NetworkRule] = Field(default_factory=list)
     backends: list[BackendConfig] = Field(default_factory=list)
     flavors: FlavorPolicy = Field(default_factory=FlavorPolicy)
+    policies: list[PolicyGroup] = Field(
+        default_factory=list,
+        description="reconcile/watch policies per group of hosts, first match wins; "
+                    "hosts no group names take --policy/--kind-policy")
     local_disks: Literal["block", "keep"] = Field(
         default="block",
         description="non-root local file disks, which Cinder cannot manage here: block the "

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from os_onboard.exceptions import CloudError
-from os_onboard.inventory.models import HostStatus, Inventory
-from os_onboard.reconcile.drift import Drift, DriftKind, find_drift
+from os_onboard.inventory.models import HostStatus, Inventory, PowerState
+from os_onboard.reconcile.drift import Drift, find_drift
 from os_onboard.reconcile.pending import (
     Records,
     drift_key,
@@ -26,6 +26,7 @@ from os_onboard.reconcile.pending import (
     records_from_document,
     sort_queue,
 )
+from os_onboard.reconcile.policy import Policies
 from os_onboard.reconcile.tolerate import Outcome
 from os_onboard.state.journal import AuditEntry, AuditLog, DriftQueue, QueuedDrift, RecordsCache
 
@@ -67,7 +68,7 @@ class PassResult:
 
 
 def reconcile_pass(inventory: Inventory, read_records: Callable[[], Records], stores: Stores,
-                   cause: str, policies: dict[DriftKind, str] | None = None,
+                   cause: str, policies: Policies | None = None,
                    tolerator_for: Callable[[Records], Tolerates] | None = None) -> PassResult:
     """Compare and act. ``policies`` None is ``os-onboard drift``: compare and
     record in the audit log only, never write to OpenStack or the queue."""
@@ -77,7 +78,7 @@ def reconcile_pass(inventory: Inventory, read_records: Callable[[], Records], st
 
 
 def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores: Stores,
-               cause: str, policies: dict[DriftKind, str] | None,
+               cause: str, policies: Policies | None,
                tolerator_for: Callable[[Records], Tolerates] | None) -> PassResult:
     try:
         records = read_records()
@@ -99,18 +100,19 @@ def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores
         rows.append(_audit(stores, drift_of(item), cause, "resolved",
                            "dropped from the queue: the hypervisors no longer show it"))
     tolerator = tolerator_for(records)
+    policy = _policy_of(policies, inventory, records)
     now = datetime.now(UTC)
     for drift in fresh:
-        outcome = tolerator.apply(drift, policies[drift.kind])
+        outcome = tolerator.apply(drift, policy(drift))
         if outcome.action == "failed":
             stores.queue.put(queued(drift, cause, outcome.detail, now))
         else:  # done, reported or deferred: the comparison shows it again if need be
             stores.queue.remove(drift.uuid, drift_key(drift))
         rows.append(_audit(stores, drift, cause, outcome.action, outcome.detail))
     for drift in again:
-        if policies[drift.kind] == "report":
+        if policy(drift) == "report":
             continue  # queued by a tolerating pass: a reporting one leaves it be
-        outcome = tolerator.apply(drift, policies[drift.kind])
+        outcome = tolerator.apply(drift, policy(drift))
         if outcome.action == "tolerated":
             stores.queue.remove(drift.uuid, drift_key(drift))
         else:
@@ -118,6 +120,25 @@ def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores
         rows.append(_audit(stores, drift, cause, outcome.action,
                            f"queued earlier: {outcome.detail}"))
     return PassResult(rows, len(stores.queue.items()))
+
+
+def _policy_of(policies: Policies, inventory: Inventory, records: Records,
+               ) -> Callable[[Drift], str]:
+    """A drift's policy by the host its VM runs on (running copy first), else,
+    for a VM no host shows any more, the host OpenStack records."""
+    where: dict[str, tuple[str | None, str | None]] = {}
+    for host in inventory.hosts:
+        for vm in host.vms:
+            if vm.uuid not in where or vm.power_state == PowerState.RUNNING:
+                where[vm.uuid] = (host.host.uri, host.host.hostname)
+    uris = {h.host.hostname: h.host.uri for h in inventory.hosts}
+    recorded = {s.uuid: s.node for s in records.servers}
+
+    def policy(drift: Drift) -> str:
+        node = recorded.get(drift.uuid)
+        uri, hostname = where.get(drift.uuid, (uris.get(node or ""), node))
+        return policies.of(drift.kind, uri, hostname)
+    return policy
 
 
 def _unreachable(inventory: Inventory, stores: Stores, cause: str, exc: CloudError,

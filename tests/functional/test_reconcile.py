@@ -40,7 +40,7 @@ def ctx(lab, tmp_path_factory) -> Iterator[dict]:
     state = tmp_path_factory.mktemp("reconcile")
     env = {**os.environ, **lab, "OS_ONBOARD_STATE_URL": f"sqlite:///{state}/state.db",
            "OS_ONBOARD_INSTANCES_PATH": lab["LAB_NOVA_INSTANCES_PATH"], "OS_CLOUD": "lab-admin"}
-    context = {"lab": lab, "env": env}
+    context = {"lab": lab, "env": env, "state": state}
     ensure_nova_compute_on_a(lab)  # on a fresh lab, host A's nova-compute waits for this
     _where_is(context)  # lab-vm1 must be running somewhere
     uuid = virsh(context["uri"], "--readonly", "domuuid", VM).strip()
@@ -84,9 +84,9 @@ def _migrate(ctx, to: str) -> None:
     _where_is(ctx)
 
 
-def _reconcile(ctx, policy: str) -> list[dict]:
+def _reconcile(ctx, policy: str, *options: str) -> list[dict]:
     out = _onboard(ctx, "reconcile", ctx["lab"]["LAB_HOST_A_URI"], ctx["lab"]["LAB_HOST_B_URI"],
-                   "--policy", policy, "-f", "json").stdout
+                   "--policy", policy, *options, "-f", "json").stdout
     return [row for row in json.loads(out) if row["UUID"] == ctx["uuid"]]
 
 
@@ -122,6 +122,16 @@ def test_out_of_band_migration_reported_then_tolerated(ctx):
         assert (drift["Kind"], drift["Action"]) == ("host-changed", "reported"), drift
         assert drift["Actual"] == f"{host_b}/{lab['LAB_HOST_B_HOSTNAME']}"
         assert _record(ctx)[0] == host_a  # report wrote nothing
+
+        # A policy group of the mapping names host B (by URI) as report-only:
+        # it outranks --policy tolerate for the VM that now runs there.
+        grouped = ctx["state"] / "mapping-groups.yaml"
+        grouped.write_text((REPO / "lab" / "mapping.yaml").read_text() + (
+            f"policies:\n  - hosts: {json.dumps(lab['LAB_HOST_B_URI'])}\n"
+            "    policy: report\n"))
+        [drift] = _reconcile(ctx, "tolerate", "--mapping", str(grouped))
+        assert (drift["Kind"], drift["Action"]) == ("host-changed", "reported"), drift
+        assert _record(ctx)[0] == host_a
 
         [drift] = _reconcile(ctx, "tolerate")
         assert (drift["Kind"], drift["Action"]) == ("host-changed", "tolerated"), drift

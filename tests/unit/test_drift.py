@@ -17,8 +17,9 @@ from os_onboard.inventory.models import (
     Severity,
     Vm,
 )
+from os_onboard.mapping.model import PolicyGroup
 from os_onboard.reconcile.drift import AdoptedServer, DriftKind, find_drift
-from os_onboard.reconcile.tolerate import parse_policies
+from os_onboard.reconcile.policy import parse_policies
 
 UUID = "11111111-1111-4111-8111-111111111111"
 OTHER = "22222222-2222-4222-8222-222222222222"
@@ -121,8 +122,8 @@ def test_a_vm_on_a_managed_host_that_openstack_does_not_know():
 
 def test_policies_per_kind():
     policies = parse_policies("tolerate", ["power-changed=report"])
-    assert policies[DriftKind.HOST_CHANGED] == "tolerate"
-    assert policies[DriftKind.POWER_CHANGED] == "report"
+    assert policies.of(DriftKind.HOST_CHANGED) == "tolerate"
+    assert policies.of(DriftKind.POWER_CHANGED) == "report"
     with pytest.raises(ConfigError, match="kind must be one of"):
         parse_policies("report", ["teleported=tolerate"])
     with pytest.raises(ConfigError, match="policy must be one of"):
@@ -139,3 +140,24 @@ def test_disk_added_only_for_disks_cinder_could_manage():
     guest = vm(disks=("sdb",)).model_copy(update={"disks": [*rbd, *vm(disks=("sdb",)).disks]})
     found = kinds(Inventory(hosts=[host("hv-a", guest)]), [server(volumes=("/dev/vda",))])
     assert found == [(DriftKind.DISK_ADDED, "no volume", "disk vdc (legacy/vdc)")]
+
+
+def test_policies_per_host_group_first_match_by_uri_or_hostname():
+    groups = [PolicyGroup(hosts="qemu+ssh://prod-*", policy="report"),
+              PolicyGroup(hosts="wave1-*", policy="tolerate", kinds={"vm-gone": "report"}),
+              PolicyGroup(hosts="*", policy="tolerate")]  # never reached for prod/wave1
+    policies = parse_policies("report", ["host-changed=tolerate"], groups)
+    prod = ("qemu+ssh://prod-7/system", "prod-7")
+    assert policies.of(DriftKind.HOST_CHANGED, *prod) == "report"
+    assert policies.of(DriftKind.VM_GONE, "qemu+tcp://wave1-3/system", "wave1-3") == "report"
+    assert policies.of(DriftKind.POWER_CHANGED, None, "wave1-3") == "tolerate"
+    assert policies.of(DriftKind.POWER_CHANGED, "qemu:///system", "other") == "tolerate"
+    only_named = parse_policies("report", ["host-changed=tolerate"], groups[:2])
+    assert only_named.of(DriftKind.HOST_CHANGED, "qemu:///system", "other") == "tolerate"
+    assert only_named.of(DriftKind.POWER_CHANGED, "qemu:///system", "other") == "report"
+
+
+def test_a_host_group_with_an_unknown_kind_is_a_config_error():
+    with pytest.raises(ConfigError, match="policies: hosts 'hv-\\*': kind must be one of"):
+        parse_policies("report", [], [PolicyGroup(hosts="hv-*", policy="tolerate",
+                                                  kinds={"teleported": "report"})])

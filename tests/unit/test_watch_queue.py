@@ -6,15 +6,17 @@ import pytest
 from os_onboard.cloud.openstack import TemporaryCloudError
 from os_onboard.exceptions import CloudError
 from os_onboard.inventory.models import HostStatus, Inventory
+from os_onboard.mapping.model import PolicyGroup
 from os_onboard.reconcile.drift import AdoptedServer, Drift, DriftKind
 from os_onboard.reconcile.passes import Stores, reconcile_pass
 from os_onboard.reconcile.pending import Records, records_document, records_from_document
+from os_onboard.reconcile.policy import parse_policies
 from os_onboard.reconcile.tolerate import Outcome
 from os_onboard.state import StateStore
 from os_onboard.state.journal import AuditLog, DriftQueue, RecordsCache
 from tests.unit.test_drift import HOSTS, UUID, host, server, vm
 
-TOLERATE = dict.fromkeys(DriftKind, "tolerate")
+TOLERATE = parse_policies("tolerate", [])
 
 
 class Cloud:
@@ -190,7 +192,7 @@ def test_a_reporting_pass_leaves_a_half_done_move_queued(world):
     _cloud, tolerator, stores, run = world
     tolerator.placement_down = True
     run(ON_B)
-    report = dict.fromkeys(DriftKind, "report")
+    report = parse_policies("report", [])
     assert run(ON_B, policies=report).rows == []  # records match: only the queue knows
     assert [i.kind for i in stores.queue.items()] == ["host-changed"]
     tolerator.placement_down = False
@@ -208,3 +210,28 @@ def test_a_new_watcher_finishes_what_a_killed_one_left_queued(world, tmp_path):
     result = reconcile_pass(ON_B, cloud.read, fresh, "start", TOLERATE, lambda r: tolerator)
     assert [(r[2], r[5]) for r in result.rows] == [("host-changed", "tolerated")]
     assert fresh.queue.items() == []
+
+
+class PolicyRecorder:
+    """A tolerator that only notes which policy each drift got."""
+
+    def __init__(self):
+        self.got: list[tuple[str, str]] = []
+
+    def apply(self, drift: Drift, policy: str) -> Outcome:
+        self.got.append((drift.kind.value, policy))
+        return Outcome(drift, "reported" if policy == "report" else "tolerated", policy)
+
+
+def test_each_drift_gets_the_policy_of_its_hosts_group(world):
+    cloud, _tolerator, stores, _run = world
+    groups = [PolicyGroup(hosts="hv-b", policy="report"),
+              PolicyGroup(hosts="qemu+ssh://hv-a/*", policy="tolerate")]
+    policies = parse_policies("tolerate", [], groups)
+    recorder = PolicyRecorder()
+    # moved to hv-b, a reporting group: its drift is judged where the VM runs now
+    reconcile_pass(ON_B, cloud.read, stores, "test", policies, lambda r: recorder)
+    # gone from every host: judged by the host OpenStack records (hv-a, tolerating)
+    gone = Inventory(hosts=[host("hv-a"), host("hv-b")])
+    reconcile_pass(gone, cloud.read, stores, "test", policies, lambda r: recorder)
+    assert recorder.got == [("host-changed", "report"), ("vm-gone", "tolerate")]

@@ -20,16 +20,14 @@ has the Nova paths behind each rule):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from os_onboard.exceptions import ConfigError, OnboardError
+from os_onboard.exceptions import OnboardError
 from os_onboard.reconcile.drift import Drift, DriftKind
 from os_onboard.reconcile.tolerate import disks, gone, migration, nics, power, resize
 from os_onboard.reconcile.tolerate.base import Context, Outcome
 
-POLICIES = ("report", "tolerate")
-
-__all__ = ["POLICIES", "Context", "Outcome", "Tolerator", "parse_policies"]
+__all__ = ["EXECUTORS", "Context", "Outcome", "Tolerator"]
 
 
 #: What ``tolerate`` runs for each kind; a kind not listed is reported only.
@@ -44,25 +42,6 @@ EXECUTORS: dict[DriftKind, Callable[[Context, Drift], Outcome]] = {
     DriftKind.RESIZED: resize.resized,
     DriftKind.VM_GONE: gone.gone,
 }
-
-
-def parse_policies(default: str, overrides: Sequence[str]) -> dict[DriftKind, str]:
-    """``--policy tolerate --kind-policy power-changed=report`` -> per-kind policy."""
-    if default not in POLICIES:
-        raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, not {default!r}")
-    policies = dict.fromkeys(DriftKind, default)
-    for item in overrides:
-        kind, _, policy = item.partition("=")
-        try:
-            policies[DriftKind(kind)] = policy if policy in POLICIES else _bad(item)
-        except ValueError:
-            kinds = ", ".join(k.value for k in DriftKind)
-            raise ConfigError(f"--kind-policy {item!r}: kind must be one of {kinds}") from None
-    return policies
-
-
-def _bad(item: str) -> str:
-    raise ConfigError(f"--kind-policy {item!r}: policy must be one of {', '.join(POLICIES)}")
 
 
 class Tolerator:

@@ -1,0 +1,74 @@
+"""Which policy a drift gets: per group of hosts, per kind of drift.
+
+An estate rarely wants one rule everywhere: production hypervisors may only
+be reported on while a migration wave's hosts are tolerated. The mapping
+file's ``policies`` groups name hosts by a shell pattern on the libvirt URI
+or the hostname; the first group that matches the host a VM runs on (for a
+vanished VM: the host OpenStack records) decides, its ``kinds`` before its
+``policy``. Hosts no group names take the command line's ``--policy`` and
+``--kind-policy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from os_onboard.exceptions import ConfigError
+from os_onboard.mapping.model import PolicyGroup
+from os_onboard.reconcile.drift import DriftKind
+
+POLICIES = ("report", "tolerate")
+
+
+@dataclass(frozen=True)
+class HostGroup:
+    pattern: str
+    kinds: Mapping[DriftKind, str]
+
+    def matches(self, uri: str | None, hostname: str | None) -> bool:
+        return any(name is not None and fnmatchcase(name, self.pattern)
+                   for name in (uri, hostname))
+
+
+@dataclass(frozen=True)
+class Policies:
+    default: Mapping[DriftKind, str]
+    groups: tuple[HostGroup, ...] = field(default=())
+
+    def of(self, kind: DriftKind, uri: str | None = None, hostname: str | None = None) -> str:
+        """The policy for a drift of ``kind`` on the host ``uri``/``hostname``."""
+        group = next((g for g in self.groups if g.matches(uri, hostname)), None)
+        return (group.kinds if group else self.default)[kind]
+
+
+def parse_policies(default: str, overrides: Sequence[str],
+                   groups: Iterable[PolicyGroup] = ()) -> Policies:
+    """``--policy tolerate --kind-policy power-changed=report`` and the mapping
+    file's host groups -> :class:`Policies`."""
+    if default not in POLICIES:
+        raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, not {default!r}")
+    fallback = dict.fromkeys(DriftKind, default)
+    for item in overrides:
+        kind, _, policy = item.partition("=")
+        if policy not in POLICIES:
+            raise ConfigError(f"--kind-policy {item!r}: policy must be one of "
+                              f"{', '.join(POLICIES)}")
+        fallback[_kind(kind, f"--kind-policy {item!r}")] = policy
+    return Policies(fallback, tuple(_group(g) for g in groups))
+
+
+def _group(group: PolicyGroup) -> HostGroup:
+    kinds = dict.fromkeys(DriftKind, group.policy)
+    for kind, policy in group.kinds.items():
+        kinds[_kind(kind, f"policies: hosts {group.hosts!r}")] = policy
+    return HostGroup(group.hosts, kinds)
+
+
+def _kind(name: str, where: str) -> DriftKind:
+    try:
+        return DriftKind(name)
+    except ValueError:
+        kinds = ", ".join(k.value for k in DriftKind)
+        raise ConfigError(f"{where}: kind must be one of {kinds}, not {name!r}") from None
