@@ -38,7 +38,8 @@ mapping file and OpenStack's current state, and saved in the state store;
   ! blocked  the VM gets no record at all, and the line says why: MAC or IP
              already used in Neutron, IP outside every mapped subnet, UUID
              already known to Nova, a disk no backend serves, a device Nova
-             cannot represent, a host without nova-compute, no owner rule
+             cannot represent, a host without nova-compute, no owner rule, a
+             disk Cinder's manageable list lacks (backends with cross_check)
 
 Per VM the plan also lists what Nova would change if it ever regenerates the
 domain (stop/start, hard reboot, migration), so that is decided knowingly.
