@@ -19,7 +19,7 @@ from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import CloudError, ConfigError
 from os_onboard.hostside import renamemap
 from os_onboard.mapping.model import load_mapping
-from os_onboard.reconcile.loop import watch
+from os_onboard.reconcile.loop import PassReport, watch
 from os_onboard.reconcile.passes import PassResult, Stores, reconcile_pass
 from os_onboard.reconcile.pending import Records
 from os_onboard.reconcile.policy import POLICIES, Policies, parse_policies
@@ -211,13 +211,13 @@ class Watch(Command):
         kept = Kept(Reused(lambda: cloud(self.app)),
                     ResidentHelpers(parsed_args.nova_python, parsed_args.nova_config))
 
-        def one_pass(cause: str) -> str:
+        def one_pass(cause: str) -> PassReport:
             result = _pass(self.app, parsed_args, policies, cause, kept)
             for row in result.rows:
                 print(" | ".join(str(c) for c in (row[0], row[2], row[3], "->", row[4],
                                                   row[5], row[6])), flush=True)
             print(f"pass ({cause}): {result.summary()}", file=sys.stderr, flush=True)
-            return result.retry
+            return PassReport(result.retry, result.recheck_in)
 
         print(f"watching {len(uris)} host(s), policy {parsed_args.policy}, "
               f"full pass every {parsed_args.interval:.0f} s", file=sys.stderr, flush=True)

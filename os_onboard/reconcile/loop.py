@@ -14,7 +14,8 @@ hammered nor waited on for a whole period once it is back. A change feed
 whose libvirtd went away reconnects by itself (events.py) and wakes a pass
 when it is back, since events may have been missed; a feed that fails in
 any other way is restarted with backoff. Nothing ends the watch but
-``stop``.
+``stop``. A pass that deferred a decision (a shutdown inside its grace)
+says when it is due, and the next pass runs then, not a period later.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from os_onboard.discovery.loader import driver_for
 from os_onboard.exceptions import OnboardError
@@ -70,14 +72,24 @@ def _feed(uri: str, stop: threading.Event, wake: Callable[[str], None],
         stop.wait(delay)
 
 
-def watch(uris: Iterable[str], run_pass: Callable[[str], str | None], stop: threading.Event,
+@dataclass(frozen=True)
+class PassReport:
+    """What a pass tells the loop: why to retry with backoff ("" when no need),
+    and when something it had to defer may be decided (sooner than the period)."""
+
+    retry: str = ""
+    recheck_in: float | None = None
+
+
+def watch(uris: Iterable[str], run_pass: Callable[[str], str | PassReport | None],
+          stop: threading.Event,
           interval: float = 60.0, settle: float = 1.0, retry_first: float = 2.0,
           max_retry: float = 30.0,
           feed: Callable[[str, threading.Event, Callable[[str], None]], None] = _feed) -> int:
     """Run passes until ``stop`` is set; returns how many ran.
 
     ``run_pass(cause)`` returns why it should be retried sooner than the
-    period ("" or None: no need), or raises.
+    period ("" or None: no need), or a :class:`PassReport`, or raises.
     """
     woken = threading.Event()
     causes: list[str] = []
@@ -95,9 +107,13 @@ def watch(uris: Iterable[str], run_pass: Callable[[str], str | None], stop: thre
     passes = 0
     cause = "start"
     while not stop.is_set():
-        retry = ""
+        retry, recheck = "", None
         try:
-            retry = run_pass(cause) or ""
+            report = run_pass(cause)
+            if isinstance(report, PassReport):
+                retry, recheck = report.retry, report.recheck_in
+            else:
+                retry = report or ""
         except OnboardError as exc:  # e.g. OpenStack down before any records were read
             retry = f"reconcile pass failed: {exc}"
         except Exception as exc:  # a bug must not end the service; say so loudly
@@ -114,6 +130,9 @@ def watch(uris: Iterable[str], run_pass: Callable[[str], str | None], stop: thre
                 LOG.warning("reconcile pass succeeded after %d failed attempt(s); "
                             "queue empty", failures)
             wait = interval
+            if recheck is not None and recheck < interval:
+                # e.g. a shutdown recorded once its grace is over, not a period later
+                wait = max(recheck, settle)
         deadline = time.monotonic() + wait
         while not (stop.is_set() or woken.is_set()) and (left := deadline - time.monotonic()) > 0:
             woken.wait(min(0.5, left))  # short waits: a stop request is seen within 0.5 s
@@ -127,6 +146,8 @@ def watch(uris: Iterable[str], run_pass: Callable[[str], str | None], stop: thre
             woken.clear()
         elif retry:
             cause = f"retry {backoff.failures}"
+        elif wait < interval:
+            cause = "recheck of a deferred drift"
         else:
             cause = "periodic pass"
     return passes

@@ -51,6 +51,7 @@ class PassResult:
     pending: int = 0       # drift still queued after the pass
     unreachable: str = ""  # why OpenStack could not be read ("" when it could)
     unread: list[str] = field(default_factory=list)  # hosts this pass could not read
+    recheck_in: float | None = None  # a deferred drift may be decided this many s from now
 
     def summary(self) -> str:
         """One line per pass for the watch's log."""
@@ -102,8 +103,11 @@ def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores
     tolerator = tolerator_for(records)
     policy = _policy_of(policies, inventory, records)
     now = datetime.now(UTC)
+    recheck: list[float] = []
     for drift in fresh:
         outcome = tolerator.apply(drift, policy(drift))
+        if outcome.recheck_in is not None:
+            recheck.append(outcome.recheck_in)
         if outcome.action == "failed":
             stores.queue.put(queued(drift, cause, outcome.detail, now))
         else:  # done, reported or deferred: the comparison shows it again if need be
@@ -119,7 +123,8 @@ def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores
             stores.queue.put(queued(drift, cause, outcome.detail, now))
         rows.append(_audit(stores, drift, cause, outcome.action,
                            f"queued earlier: {outcome.detail}"))
-    return PassResult(rows, len(stores.queue.items()))
+    return PassResult(rows, len(stores.queue.items()),
+                      recheck_in=min(recheck) if recheck else None)
 
 
 def _policy_of(policies: Policies, inventory: Inventory, records: Records,

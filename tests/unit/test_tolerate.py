@@ -135,6 +135,7 @@ def test_a_shutdown_is_recorded_only_after_the_grace(cloud):
     seen["at"] = datetime.now(UTC) - timedelta(seconds=5)
     [out] = tolerate(cloud, inv, server(cloud), **kw)
     assert out.action == "deferred" and cloud.helpers == []
+    assert out.recheck_in is not None and 14 < out.recheck_in <= 15  # a watcher's next pass
     seen["at"] = datetime.now(UTC) - timedelta(seconds=21)
     [out] = tolerate(cloud, inv, server(cloud), **kw)
     assert out.action == "tolerated"

@@ -10,7 +10,7 @@ import pytest
 from os_onboard.discovery.base import ChangeEvent, ChangeKind
 from os_onboard.exceptions import CloudError, HostUnreachable
 from os_onboard.reconcile import loop
-from os_onboard.reconcile.loop import Backoff, watch
+from os_onboard.reconcile.loop import Backoff, PassReport, watch
 
 
 def test_backoff_doubles_up_to_its_cap_and_resets():
@@ -92,6 +92,29 @@ def test_an_event_during_backoff_wakes_a_pass_at_once():
 
     watch(["fake://a"], run_pass, stop, interval=600, retry_first=600, settle=0.01, feed=feed)
     assert causes == ["start", "event: host-changed vm1 on fake://a"]
+
+
+def test_a_deferred_drift_brings_the_next_pass_forward():
+    stop = threading.Event()
+    causes = []
+
+    def run_pass(cause):
+        causes.append(cause)
+        if len(causes) == 1:
+            return PassReport(recheck_in=0.05)  # e.g. a shutdown's grace ends then
+        stop.set()
+        return PassReport()
+
+    def no_feed(uri, stop_, wake):
+        pass
+
+    loop_ = threading.Thread(target=watch, args=(["fake://a"], run_pass, stop),
+                             kwargs={"interval": 3600, "settle": 0.01, "feed": no_feed})
+    loop_.start()
+    loop_.join(10)  # else the second pass would come an hour later
+    stop.set()
+    loop_.join(5)
+    assert causes == ["start", "recheck of a deferred drift"]
 
 
 class _Driver:

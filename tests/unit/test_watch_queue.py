@@ -235,3 +235,16 @@ def test_each_drift_gets_the_policy_of_its_hosts_group(world):
     gone = Inventory(hosts=[host("hv-a"), host("hv-b")])
     reconcile_pass(gone, cloud.read, stores, "test", policies, lambda r: recorder)
     assert recorder.got == [("host-changed", "report"), ("vm-gone", "tolerate")]
+
+
+def test_a_pass_says_when_its_soonest_deferred_drift_is_due(world):
+    cloud, _tolerator, stores, _run = world
+
+    class Deferring:
+        def apply(self, drift, policy):
+            return Outcome(drift, "deferred", "off for 5 s of 20 s", recheck_in=15.0)
+
+    result = reconcile_pass(ON_B, cloud.read, stores, "test", TOLERATE, lambda r: Deferring())
+    assert [r[5] for r in result.rows] == ["deferred"] and result.recheck_in == 15.0
+    assert reconcile_pass(ON_A, cloud.read, stores, "test", TOLERATE,
+                          lambda r: Deferring()).recheck_in is None  # nothing deferred

@@ -33,6 +33,7 @@ class Outcome:
     drift: Drift
     action: str   # reported | tolerated | deferred | failed
     detail: str = ""
+    recheck_in: float | None = None  # deferred: seconds until it may be decided
 
 
 @dataclass

@@ -48,7 +48,7 @@ def power(ctx: Context, drift: Drift, now: datetime | None = None) -> Outcome:
             return Outcome(drift, "deferred",
                            f"off for {waited:.0f} s of {ctx.shutdown_grace:.0f} s: recorded "
                            "once it stays off (a quick restart must not meet a STOPPED "
-                           "record)")
+                           "record)", recheck_in=ctx.shutdown_grace - waited)
     vm_state, power_state = RECORDABLE[actual]
     ctx.helper({"uuid": drift.uuid, "vm_state": vm_state, "power_state": power_state})
     return Outcome(drift, "tolerated", f"recorded {vm_state} (power state {power_state})")
