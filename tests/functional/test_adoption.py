@@ -208,7 +208,7 @@ def ctx(lab, tmp_path_factory) -> Iterator[dict]:
     _remove_scratch(context)
 
 
-def _restore_rbd_names(ctx: dict) -> None:
+def _restore_rbd_names(ctx: dict, disks: list[str] | None = None) -> None:
     """Give the lab guests' RBD images back the names the lab gave them.
 
     After unmanage an image keeps the name Cinder gave it (volume-<id>), and
@@ -216,22 +216,30 @@ def _restore_rbd_names(ctx: dict) -> None:
     (and ``lab up``) know the lab's names, so undo it here, the way Cinder
     did it: ``rbd rename`` under the running guest, then the persistent
     definition and the maps. Test housekeeping, not an os-onboard feature.
+
+    :param disks: ``guest=pool/image`` items (default: the lab guests' RBD disks)
     """
     lab = ctx["lab"]
     dirs = lab["OS_ONBOARD_LIBVIRT_CONFIG_DIRS"].split(":")
     maps = {d: renamemap.load(renamemap.map_path(d)) for d in dirs}
-    for item in lab["LAB_CEPH_RBD_DISKS"].split():
+    for item in lab["LAB_CEPH_RBD_DISKS"].split() if disks is None else disks:
         guest, original = item.split("=", 1)
         current = next((m[original] for m in maps.values() if original in m), None)
         if current is None or current == original:
             continue
-        _rbd(ctx, "rename", current, original)
-        uri = _lab_host(ctx, guest)
-        persistent.redefine_with_renames(uri, _uuid(uri, guest), {current: original})
+        if _rbd(ctx, "info", original, check=False).returncode == 0:
+            # `lab down` + `up` made the guest anew, on a new image: the renamed
+            # one belongs to no guest any more (rm is refused if something has it open)
+            _rbd(ctx, "rm", "--no-progress", current, check=False)
+        else:
+            _rbd(ctx, "rename", current, original)
+            uri = _lab_host(ctx, guest)
+            persistent.redefine_with_renames(uri, _uuid(uri, guest), {current: original})
         for d, entries in maps.items():
             renamemap.remove(renamemap.map_path(d),
                              [old for old, new in entries.items() if new == current])
-    _restart_guests_on_renamed_images(ctx)
+    if disks is None:
+        _restart_guests_on_renamed_images(ctx)
 
 
 def _restart_guests_on_renamed_images(ctx: dict) -> None:
@@ -402,6 +410,53 @@ def test_an_image_renamed_after_discovery_is_blocked_in_the_plan(ctx):
             _rbd(ctx, "rename", f"{image}-moved", image)
         [vm] = _plan(ctx, SCRATCH)["vms"]
         assert vm["op"] == "+", vm["blocked"]
+
+
+def test_a_cinder_manage_that_fails_is_a_clear_error_and_resumable(ctx):
+    """Without the cross-check the same rename reaches Cinder: its manage goes
+    to error mid-apply; apply says which reference failed, and once the image
+    is back the rerun releases that record and adopts. Then the VM is released
+    again and its images get their names back (the later tests adopt it anew)."""
+    lab = ctx["lab"]
+    image = f"{lab['LAB_CEPH_POOL_LEGACY']}/{SCRATCH}-data"
+    unchecked = ctx["state"] / "mapping-unchecked.yaml"
+    text = (REPO / "lab" / "mapping.yaml").read_text()
+    assert "cross_check: true" in text
+    unchecked.write_text(text.replace("cross_check: true", "cross_check: false"))
+    uuid = ctx["uuids"][SCRATCH]
+    with undisturbed([(lab["LAB_HOST_A_URI"], SCRATCH)], _console(ctx)):
+        _discover(ctx)
+        _rbd(ctx, "rename", image, f"{image}-moved")
+        try:
+            plan = json.loads(_onboard(ctx, "plan", "--mapping", str(unchecked), "--vm",
+                                       SCRATCH, "-f", "json").stdout)
+            assert [v["op"] for v in plan["vms"]] == ["+"]
+            [outcome] = _apply(ctx, check=False)
+            assert outcome["Status"] == "failed", outcome
+            assert (f"Cinder could not manage {{'source-name': '{SCRATCH}-data'}} on "
+                    "lab@ceph-legacy#ceph-legacy") in outcome["Detail"], outcome
+            assert "went to error" in outcome["Detail"]
+            [failed] = _marked_volumes(ctx, uuid, "vdb")
+            assert failed["status"] == "error"
+        finally:
+            _rbd(ctx, "rename", f"{image}-moved", image)
+        [outcome] = _apply(ctx)  # the same plan, resumed
+        assert outcome["Status"] == "adopted", outcome
+        [volume] = _marked_volumes(ctx, uuid, "vdb")
+        assert volume["id"] != failed["id"] and volume["status"] == "in-use"
+        assert _server(ctx, uuid)["status"] == "ACTIVE"
+        _unmanage_all(ctx)
+    pool = lab["LAB_CEPH_POOL_LEGACY"]
+    _restore_rbd_names(ctx, [f"{SCRATCH}={pool}/{SCRATCH}-root", f"{SCRATCH}={image}"])
+
+
+def _marked_volumes(ctx: dict, uuid: str, target: str) -> list[dict]:
+    """Cinder's volumes that os-onboard made for this VM's disk (any status)."""
+    disk = json.dumps({"os-onboard:disk": f"{uuid}/{target}"})
+    out = run(Path(ctx["lab"]["LAB_OPENSTACK_BIN"]) / "cinder", "list", "--all-tenants",
+              "--metadata", disk, env=ctx["env"]).stdout
+    return [_openstack(ctx, "volume", "show", line.split("|")[1].strip())  # type: ignore[misc]
+            for line in out.splitlines() if line.startswith("| ") and "ID" not in line[:6]]
 
 
 def test_apply_survives_kill_9_and_adopts_without_disturbing(ctx):
