@@ -452,11 +452,9 @@ def test_a_cinder_manage_that_fails_is_a_clear_error_and_resumable(ctx):
 
 def _marked_volumes(ctx: dict, uuid: str, target: str) -> list[dict]:
     """Cinder's volumes that os-onboard made for this VM's disk (any status)."""
-    disk = json.dumps({"os-onboard:disk": f"{uuid}/{target}"})
-    out = run(Path(ctx["lab"]["LAB_OPENSTACK_BIN"]) / "cinder", "list", "--all-tenants",
-              "--metadata", disk, env=ctx["env"]).stdout
-    return [_openstack(ctx, "volume", "show", line.split("|")[1].strip())  # type: ignore[misc]
-            for line in out.splitlines() if line.startswith("| ") and "ID" not in line[:6]]
+    volumes = _openstack(ctx, "volume", "list", "--all-projects", "--long")
+    return [{"id": v["ID"], "status": v["Status"]} for v in volumes  # type: ignore[union-attr]
+            if (v.get("Properties") or {}).get("os-onboard:disk") == f"{uuid}/{target}"]
 
 
 def test_apply_survives_kill_9_and_adopts_without_disturbing(ctx):
