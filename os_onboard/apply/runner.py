@@ -435,7 +435,25 @@ class Applier:
             else:
                 continue
             if not ok:
+                if step.kind is StepKind.VOLUME:
+                    self._renames_so_far(vm)
                 return
+
+    def _renames_so_far(self, vm: VmPlan) -> None:
+        """A volume failed after Cinder managed (and renamed) others of the VM:
+        the rename map and the persistent definition follow those now, so the
+        VM stays restartable whether the operator resumes or rolls back. The
+        step itself stays undone; the rerun makes it whole."""
+        try:
+            done = ex.ensure_domain_definition(self.env, vm, self._results(vm))
+        except OnboardError as exc:
+            self.outcomes[vm.uuid].detail += (
+                f"; the renames of its managed volumes are not recorded yet: {exc}")
+            return
+        if done["renames"]:
+            self.outcomes[vm.uuid].detail += (
+                "; the volumes Cinder renamed so far are in the rename map and the "
+                "persistent definition")
 
     def _server_items(self, vms: list[VmPlan]) -> list[dict]:
         items = []

@@ -494,6 +494,25 @@ def test_a_failed_manage_is_released_and_tried_again_by_the_rerun(world):
     assert "delete_attachment" not in world.cloud.calls
 
 
+def test_volumes_renamed_before_one_fails_are_recorded_for_the_host_at_once(world):
+    vm = vm1()
+    vm.disks.append(vm.disks[1].model_copy(update={"target": "vdc",
+                                                   "source": "legacy/lab-vm1-logs"}))
+    plan_id, plan = world.plan(vm)
+    world.cloud.manage_fails.add("lab-vm1-vdc")
+    outcome = world.apply(plan_id, plan)["lab-vm1"]
+    assert outcome.status == "failed" and "volume:vdc" in outcome.detail
+    assert "renamed so far are in the rename map" in outcome.detail
+    [managed] = [v for v in world.cloud.volumes_.values() if v["name"] == "lab-vm1-vdb"]
+    # restartable now, whether the operator resumes or runs unmanage
+    assert world.renames == [(UUID1, {"legacy/lab-vm1-data": f"legacy/volume-{managed['id']}"})]
+    assert (UUID1, "domain-definition") not in world.journal.steps(plan_id)  # not a step run
+
+    world.cloud.manage_fails.clear()
+    assert world.apply(plan_id, plan)["lab-vm1"].status == "adopted"
+    assert set(world.renames[-1][1]) == {"legacy/lab-vm1-data", "legacy/lab-vm1-logs"}
+
+
 def test_kill_between_write_and_journal_reuses_the_records(world):
     plan_id, plan = world.plan(vm1())
     # what a first run killed right after the port and the volume writes left behind
