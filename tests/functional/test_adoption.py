@@ -172,8 +172,15 @@ def _ports_with_mac(ctx: dict, mac: str) -> list[dict]:
     return _openstack(ctx, "port", "list", "--mac-address", mac)  # type: ignore[return-value]
 
 
-def _unmanage_all(ctx: dict) -> None:
+def _unmanage_all(ctx: dict, stale: bool = False) -> None:
+    """Release the lab guests (and, with ``stale``, servers of the same names
+    whose domains are gone: ``lab down`` + ``up`` defines the guests anew, with
+    new UUIDs, and a demo's servers would keep holding their MACs)."""
     uuids = [u for u in ctx["uuids"].values() if u]
+    if stale:
+        servers = _openstack(ctx, "server", "list", "--all-projects")
+        uuids += [s["ID"] for s in servers  # type: ignore[union-attr]
+                  if s["Name"] in ctx["uuids"] and s["ID"] not in uuids]
     result = _onboard(ctx, "unmanage", *uuids, "--host", ctx["lab"]["LAB_NOVA_HOST_A"],
                       "-f", "json")
     for row in json.loads(result.stdout):
@@ -199,7 +206,7 @@ def ctx(lab, tmp_path_factory) -> Iterator[dict]:
     _make_scratch(context)
     for name in lab["LAB_GUESTS"].split():
         context["uuids"][name] = _uuid(_lab_host(context, name), name)
-    _unmanage_all(context)  # a clean slate, whatever an earlier run left
+    _unmanage_all(context, stale=True)  # a clean slate, whatever an earlier run left
     _restore_rbd_names(context)
     yield context
     with contextlib.suppress(AssertionError):
