@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from os_onboard.inventory.models import HostStatus, Inventory, PowerState, Vm
+from os_onboard.inventory.models import HostInventory, HostStatus, Inventory, PowerState, Vm
 
 
 class DriftKind(StrEnum):
@@ -59,25 +59,29 @@ _EXPECTED_POWER = {"ACTIVE": PowerState.RUNNING, "SHUTOFF": PowerState.SHUTOFF,
                    "PAUSED": PowerState.PAUSED}
 
 
+def live_vms(inventory: Inventory) -> dict[str, tuple[HostInventory, Vm]]:
+    """Each UUID's domain and host: a running one wins over a leftover (shut
+    off) definition of the same VM on another host."""
+    live: dict[str, tuple[HostInventory, Vm]] = {}
+    for host in inventory.hosts:
+        for vm in host.vms:
+            if vm.uuid not in live or vm.power_state == PowerState.RUNNING:
+                live[vm.uuid] = (host, vm)
+    return live
+
+
 def find_drift(inventory: Inventory, servers: list[AdoptedServer],
                hosts: dict[str, str]) -> list[Drift]:
     """Every difference between the hypervisors and the adopted servers' records.
 
     :param hosts: hypervisor hostname (as libvirt reports it) -> nova-compute host.
     """
-    live: dict[str, tuple[str, Vm]] = {}
-    managed_hosts: set[str] = set()
-    reachable: set[str] = set()
-    for host in inventory.hosts:
-        hostname = host.host.hostname or ""
-        if host.status == HostStatus.OK:
-            reachable.add(hostname)
-        if hostname in hosts:
-            managed_hosts.add(hostname)
-        for vm in host.vms:
-            # A live VM wins over a leftover (shut off) definition on another host.
-            if vm.uuid not in live or vm.power_state == PowerState.RUNNING:
-                live[vm.uuid] = (hostname, vm)
+    live = {uuid: (host.host.hostname or "", vm)
+            for uuid, (host, vm) in live_vms(inventory).items()}
+    names = [host.host.hostname or "" for host in inventory.hosts]
+    reachable = {n for n, h in zip(names, inventory.hosts, strict=True)
+                 if h.status == HostStatus.OK}
+    managed_hosts = {n for n in names if n in hosts}
     drifts: list[Drift] = []
     every_host_read = all(h.status == HostStatus.OK for h in inventory.hosts)
     known = {s.uuid for s in servers}

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from os_onboard.exceptions import CloudError
-from os_onboard.inventory.models import HostStatus, Inventory, PowerState
-from os_onboard.reconcile.drift import Drift, find_drift
+from os_onboard.inventory.models import HostStatus, Inventory
+from os_onboard.reconcile.drift import Drift, find_drift, live_vms
 from os_onboard.reconcile.pending import (
     Records,
     drift_key,
@@ -131,11 +131,8 @@ def _policy_of(policies: Policies, inventory: Inventory, records: Records,
                ) -> Callable[[Drift], str]:
     """A drift's policy by the host its VM runs on (running copy first), else,
     for a VM no host shows any more, the host OpenStack records."""
-    where: dict[str, tuple[str | None, str | None]] = {}
-    for host in inventory.hosts:
-        for vm in host.vms:
-            if vm.uuid not in where or vm.power_state == PowerState.RUNNING:
-                where[vm.uuid] = (host.host.uri, host.host.hostname)
+    where = {uuid: (host.host.uri, host.host.hostname)
+             for uuid, (host, _vm) in live_vms(inventory).items()}
     uris = {h.host.hostname: h.host.uri for h in inventory.hosts}
     recorded = {s.uuid: s.node for s in records.servers}
 

@@ -18,11 +18,11 @@ from os_onboard.apply.steps import ApplyEnv
 from os_onboard.cloud.nova_helper import run_helper
 from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.exceptions import CloudError
-from os_onboard.inventory.models import Inventory, Vm
+from os_onboard.inventory.models import HostInventory, Inventory, Vm
 from os_onboard.mapping.model import Mapping
 from os_onboard.plan.builder import build_plan, read_cloud_view
 from os_onboard.plan.model import Plan, Step, StepKind, VmPlan
-from os_onboard.reconcile.drift import Drift
+from os_onboard.reconcile.drift import Drift, live_vms
 
 #: (uuid, kind, actual) -> when a pass first saw this drift, of those in a row
 SeenSince = Callable[[str, str, str], datetime | None]
@@ -69,23 +69,20 @@ class Context:
 
     def vm(self, uuid: str) -> tuple[str, Vm] | None:
         """(host URI, VM) of the running (else any) domain with this UUID."""
-        found = None
-        for host in (self.inventory.hosts if self.inventory else []):
-            for vm in host.vms:
-                if vm.uuid == uuid and (found is None or vm.power_state == "running"):
-                    found = (host.host.uri, vm)
-        return found
+        found = self._live(uuid)
+        return (found[0].host.uri, found[1]) if found else None
 
     def compute_host(self, uuid: str) -> str:
         """The nova-compute host the VM runs under (for the network cache helper)."""
-        found = self.vm(uuid)
-        if found is None or self.inventory is None:
+        found = self._live(uuid)
+        if found is None:
             return ""
-        for host in self.inventory.hosts:
-            if host.host.uri == found[0]:
-                return next((h["service_host"] for h in self.hypervisors
-                             if h["node"] == host.host.hostname), host.host.hostname or "")
-        return ""
+        hostname = found[0].host.hostname
+        return next((h["service_host"] for h in self.hypervisors if h["node"] == hostname),
+                    hostname or "")
+
+    def _live(self, uuid: str) -> tuple[HostInventory, Vm] | None:
+        return live_vms(self.inventory).get(uuid) if self.inventory else None
 
     def apply_env(self) -> ApplyEnv:
         return ApplyEnv(cloud=self.cloud, libvirt_config_dirs=self.libvirt_config_dirs,
