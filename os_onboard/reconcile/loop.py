@@ -81,15 +81,13 @@ class PassReport:
     recheck_in: float | None = None
 
 
-def watch(uris: Iterable[str], run_pass: Callable[[str], str | PassReport | None],
-          stop: threading.Event,
+def watch(uris: Iterable[str], run_pass: Callable[[str], PassReport], stop: threading.Event,
           interval: float = 60.0, settle: float = 1.0, retry_first: float = 2.0,
           max_retry: float = 30.0,
           feed: Callable[[str, threading.Event, Callable[[str], None]], None] = _feed) -> int:
     """Run passes until ``stop`` is set; returns how many ran.
 
-    ``run_pass(cause)`` returns why it should be retried sooner than the
-    period ("" or None: no need), or a :class:`PassReport`, or raises.
+    ``run_pass(cause)`` returns a :class:`PassReport`, or raises.
     """
     woken = threading.Event()
     causes: list[str] = []
@@ -110,10 +108,7 @@ def watch(uris: Iterable[str], run_pass: Callable[[str], str | PassReport | None
         retry, recheck = "", None
         try:
             report = run_pass(cause)
-            if isinstance(report, PassReport):
-                retry, recheck = report.retry, report.recheck_in
-            else:
-                retry = report or ""
+            retry, recheck = report.retry, report.recheck_in
         except OnboardError as exc:  # e.g. OpenStack down before any records were read
             retry = f"reconcile pass failed: {exc}"
         except Exception as exc:  # a bug must not end the service; say so loudly

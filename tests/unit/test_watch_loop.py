@@ -45,7 +45,7 @@ def test_failing_passes_back_off_then_recover_without_ending_the_watch(caplog):
             threading.Timer(0.3, stop.set).start()
         if isinstance(outcome, Exception):
             raise outcome
-        return outcome
+        return PassReport(outcome)
 
     with caplog.at_level(logging.WARNING, logger="os_onboard.reconcile.loop"):
         passes = watch(["fake://a"], run_pass, stop, interval=600, retry_first=0.01,
@@ -66,7 +66,7 @@ def test_retries_never_wait_longer_than_one_period(caplog):
         calls.append(cause)
         if len(calls) == 6:
             stop.set()
-        return "OpenStack unreachable"
+        return PassReport("OpenStack unreachable")
 
     with caplog.at_level(logging.ERROR, logger="os_onboard.reconcile.loop"):
         watch([], run_pass, stop, interval=0.05, retry_first=0.01, max_retry=30)
@@ -86,9 +86,9 @@ def test_an_event_during_backoff_wakes_a_pass_at_once():
         causes.append(cause)
         if len(causes) == 1:
             fired.set()
-            return "OpenStack unreachable"  # retry in 600 s unless woken
+            return PassReport("OpenStack unreachable")  # retry in 600 s unless woken
         stop.set()
-        return ""
+        return PassReport()
 
     watch(["fake://a"], run_pass, stop, interval=600, retry_first=600, settle=0.01, feed=feed)
     assert causes == ["start", "event: host-changed vm1 on fake://a"]
