@@ -154,9 +154,7 @@ ceph_write_conf() {
 # ceph_pid NAME (mon.a, ...): the pid of the lab's daemon, if it runs.
 ceph_pid() {
     local pid
-    pid=$(pidfile_pid "$(ceph_pidfile "$1")") || return 1
-    [[ $(proc_comm "$pid") == "ceph-${1%%.*}" ]] || return 1
-    printf '%s' "$pid"
+    daemon_pid "$(ceph_pidfile "$1")" "ceph-${1%%.*}"
 }
 
 # Refuse to start next to a Ceph daemon of the same kind that the lab did not
@@ -177,9 +175,7 @@ ceph_daemon_start() {
     local name=$1 type=${1%%.*} id=${1#*.} pidfile logf pid i
     pidfile=$(ceph_pidfile "$name")
     logf=$(ceph_log "$name")
-    if pid=$(pidfile_pid "$pidfile"); then
-        [[ $(proc_comm "$pid") == "ceph-$type" ]] ||
-            die "ceph: $pidfile names pid $pid, which is $(proc_comm "$pid"), not ceph-$type; remove the stale pidfile"
+    if pid=$(daemon_pid "$pidfile" "ceph-$type"); then
         log "ceph: $name already running (pid $pid)"
         return 0
     fi
@@ -362,12 +358,8 @@ ceph_down() {
     for ((i = ${#LAB_CEPH_DAEMONS[@]} - 1; i >= 0; i--)); do
         name=${LAB_CEPH_DAEMONS[i]}
         pidfile=$(ceph_pidfile "$name")
-        if pid=$(pidfile_pid "$pidfile"); then
-            if [[ $(proc_comm "$pid") == "ceph-${name%%.*}" ]]; then
-                stop_pid "ceph $name" "$pid" 30
-            else
-                warn "$pidfile names pid $pid ($(proc_comm "$pid")), not ceph-${name%%.*}: left alone"
-            fi
+        if pid=$(daemon_pid "$pidfile" "ceph-${name%%.*}"); then
+            stop_pid "ceph $name" "$pid" 30
         fi
         rm -f "$pidfile"
     done

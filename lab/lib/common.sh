@@ -119,6 +119,18 @@ pidfile_pid() {
 
 proc_comm() { cat "/proc/$1/comm" 2>/dev/null || true; }
 
+# daemon_pid FILE COMM: print the pid recorded in FILE if that process is alive
+# and is COMM. A live pid that is another program means the daemon died with
+# the machine and a restart handed its pid to someone else: the daemon counts
+# as not running (callers then replace the stale pidfile; that process is
+# never signalled).
+daemon_pid() {
+    local pid
+    pid=$(pidfile_pid "$1") || return 1
+    [[ $(proc_comm "$pid") == "$2" ]] || return 1
+    printf '%s' "$pid"
+}
+
 # stop_pid LABEL PID [TIMEOUT]: SIGTERM, wait, then SIGKILL.
 stop_pid() {
     local label=$1 pid=$2 timeout=${3:-15} i

@@ -44,8 +44,8 @@ hostb_ns_file() { printf '%s/run/uts-ns' "$LAB_HOST_B_DIR"; }
 hostb_ns_pid() {
     local name pid
     for name in virtlogd libvirtd; do
-        pid=$(pidfile_pid "$(daemon_pidfile b "$name")") || continue
-        [[ $(proc_comm "$pid") == "$name" && $(readlink "/proc/$pid/ns/uts") != "$(readlink /proc/self/ns/uts)" ]] &&
+        pid=$(daemon_pid "$(daemon_pidfile b "$name")" "$name") || continue
+        [[ $(readlink "/proc/$pid/ns/uts") != "$(readlink /proc/self/ns/uts)" ]] &&
             { printf '%s' "$pid"; return 0; }
     done
     return 1
@@ -121,7 +121,7 @@ hostb_up() {
     host_uuid b >/dev/null
     hostb_write "$dir/hosts" "$(hostb_render_hosts)" || true
     if hostb_write "$dir/etc/qemu.conf" "$(hostb_render_qemu_conf)" &&
-        pid=$(pidfile_pid "$(daemon_pidfile b libvirtd)"); then
+        pid=$(daemon_pid "$(daemon_pidfile b libvirtd)" libvirtd); then
         log "host B: qemu.conf changed; restarting its libvirtd (guests keep running)"
         stop_pid "host B libvirtd" "$pid"
     fi

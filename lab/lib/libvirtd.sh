@@ -59,7 +59,7 @@ host_sys_dir() {
 }
 
 # host_alive HOST: its libvirtd runs (by pidfile).
-host_alive() { pidfile_pid "$(daemon_pidfile "$1" libvirtd)" >/dev/null; }
+host_alive() { daemon_pid "$(daemon_pidfile "$1" libvirtd)" libvirtd >/dev/null; }
 
 # The lab hosts whose libvirtd runs (a, b), one per line.
 lab_hosts() {
@@ -149,10 +149,7 @@ daemon_start() {
     logf=$(daemon_log "$host" "$name")
     mkdir -p "${conf%/*}" "${pidfile%/*}"
     new=$(daemon_render_conf "$host" "$name")
-    if pid=$(pidfile_pid "$pidfile"); then
-        if [[ $(proc_comm "$pid") != "$name" ]]; then
-            die "$pidfile names pid $pid, which is $(proc_comm "$pid"), not $name; remove the stale pidfile"
-        fi
+    if pid=$(daemon_pid "$pidfile" "$name"); then
         if [[ $new == "$(cat "$conf" 2>/dev/null)" ]]; then
             log "host ${host^^}: $name already running (pid $pid)"
             return 0
@@ -189,7 +186,7 @@ libvirtd_wait() {
             log "host ${host^^}: libvirtd answers on $uri after $(lab_since "$t0")s ($(grep -m1 'hypervisor' <<<"$out" | sed 's/^.*: //'))"
             return 0
         fi
-        pid=$(pidfile_pid "$(daemon_pidfile "$host" libvirtd)") ||
+        pid=$(daemon_pid "$(daemon_pidfile "$host" libvirtd)" libvirtd) ||
             die "host ${host^^}: libvirtd died; see $(daemon_log "$host" libvirtd) ($out)"
         (($(lab_now_us) - t0 > timeout * 1000000)) &&
             die "host ${host^^}: libvirtd (pid $pid) did not answer on $uri within ${timeout}s: $out; see $(daemon_log "$host" libvirtd)"
@@ -224,6 +221,23 @@ kvm_perms_restore() {
     log "restored /dev/kvm to $owner $mode"
 }
 
+# stale_guest_status_clear HOST: before HOST's libvirtd starts, drop the
+# runtime status of guests whose QEMU is gone. The lab's run directories live
+# on disk (B's under the state dir; A's /run is not a tmpfs on these machines),
+# so they outlive a restart; libvirtd would then reconnect to the recorded pid
+# and, failing, kill it: after a restart that pid may be any other program.
+stale_guest_status_clear() {
+    local host=$1 run f pid
+    host_alive "$host" && return 0
+    run=$(host_sys_dir "$host" run)/qemu
+    for f in "$run"/*.pid; do
+        [[ -e $f && $(basename "$f") != driver.pid ]] || continue
+        pid=$(pidfile_pid "$f") && [[ $(proc_comm "$pid") == qemu-system-* ]] && continue
+        rm -f "$f" "${f%.pid}.xml"
+        log "host ${host^^}: $(basename "${f%.pid}"): its QEMU is gone; removed the stale runtime status libvirtd would reconnect to"
+    done
+}
+
 daemons_up() {
     local host=$1 uri=$2 hooks pid
     kvm_perms_fix
@@ -237,10 +251,11 @@ daemons_up() {
     cmp -s "$LAB_DIR/hooks/shared-netns-tap" "$lab_hook" || {
         install -m 0755 "$LAB_DIR/hooks/shared-netns-tap" "$lab_hook"; fresh=1; }
     daemon_start "$host" virtlogd
+    stale_guest_status_clear "$host"
     daemon_start "$host" libvirtd
     libvirtd_wait "$host" "$uri"
     # A running libvirtd sees a new hook script only after SIGHUP (measured: no restart needed).
-    if [[ -n $fresh ]] && pid=$(pidfile_pid "$(daemon_pidfile "$host" libvirtd)"); then
+    if [[ -n $fresh ]] && pid=$(daemon_pid "$(daemon_pidfile "$host" libvirtd)" libvirtd); then
         kill -HUP "$pid" && log "host ${host^^}: lab hook $lab_hook installed, libvirtd (pid $pid) sent SIGHUP"
     fi
     [[ -x $hooks/qemu ]] && log "host ${host^^}: qemu hook $hooks/qemu present (libvirtd picks up a new one when it starts or on SIGHUP)"
@@ -252,8 +267,7 @@ daemons_down() {
     local host=$1 name pidfile pid
     for name in libvirtd virtlogd; do
         pidfile=$(daemon_pidfile "$host" "$name")
-        if pid=$(pidfile_pid "$pidfile"); then
-            [[ $(proc_comm "$pid") == "$name" ]] || { warn "$pidfile names pid $pid ($(proc_comm "$pid")), not $name: left alone"; continue; }
+        if pid=$(daemon_pid "$pidfile" "$name"); then
             stop_pid "host ${host^^} $name" "$pid"
         fi
         rm -f "$pidfile"
@@ -267,7 +281,7 @@ daemons_down() {
 # daemon_status HOST NAME: one line; returns 1 when not running.
 daemon_status() {
     local host=$1 name=$2 pid
-    if pid=$(pidfile_pid "$(daemon_pidfile "$host" "$name")"); then
+    if pid=$(daemon_pid "$(daemon_pidfile "$host" "$name")" "$name"); then
         printf '  %-9s pid %-7s alive   rss %-8s log %s\n' "$name" "$pid" "$(pid_rss "$pid")" "$(daemon_log "$host" "$name")"
     else
         printf '  %-9s NOT RUNNING                  log %s\n' "$name" "$(daemon_log "$host" "$name")"

@@ -95,10 +95,7 @@ vsphere_up() {
     packages_ensure "${LAB_VSPHERE_PACKAGES[@]}"
     vsphere_build
     args=$(vsphere_args)
-    if pid=$(pidfile_pid "$LAB_VSPHERE_PIDFILE"); then
-        if [[ $(proc_comm "$pid") != vcsim-lab ]]; then
-            die "$LAB_VSPHERE_PIDFILE names pid $pid, which is $(proc_comm "$pid"), not vcsim-lab; remove the stale pidfile"
-        fi
+    if pid=$(daemon_pid "$LAB_VSPHERE_PIDFILE" vcsim-lab); then
         if [[ $args == "$(cat "$LAB_VSPHERE_DIR/run.args" 2>/dev/null)" ]]; then
             log "vsphere: simulator already running (pid $pid, $(vsphere_uri))"
             return 0
@@ -127,12 +124,8 @@ vsphere_up() {
 
 vsphere_down() {
     local pid
-    if pid=$(pidfile_pid "$LAB_VSPHERE_PIDFILE"); then
-        if [[ $(proc_comm "$pid") == vcsim-lab ]]; then
-            stop_pid "vsphere simulator" "$pid"
-        else
-            warn "$LAB_VSPHERE_PIDFILE names pid $pid ($(proc_comm "$pid")), not vcsim-lab: left alone"
-        fi
+    if pid=$(daemon_pid "$LAB_VSPHERE_PIDFILE" vcsim-lab); then
+        stop_pid "vsphere simulator" "$pid"
     fi
     rm -f "$LAB_VSPHERE_PIDFILE" "$LAB_VSPHERE_DIR/run.args"
     rm -rf "$LAB_VSPHERE_DIR/tmp"
@@ -142,7 +135,7 @@ vsphere_down() {
 vsphere_status() {
     local pid about
     echo "vsphere simulator ($(vsphere_uri)):"
-    if ! pid=$(pidfile_pid "$LAB_VSPHERE_PIDFILE"); then
+    if ! pid=$(daemon_pid "$LAB_VSPHERE_PIDFILE" vcsim-lab); then
         printf '  %-9s NOT RUNNING     log %s\n' vcsim-lab "$LAB_VSPHERE_LOG"
         return 1
     fi
