@@ -26,7 +26,7 @@ from os_onboard.reconcile.policy import POLICIES, Policies, parse_policies
 from os_onboard.reconcile.records import adopted_servers
 from os_onboard.reconcile.resident import ResidentHelpers, Reused
 from os_onboard.reconcile.tolerate import Context, Tolerator
-from os_onboard.state.journal import AuditLog, DriftQueue, RecordsCache
+from os_onboard.state.journal import AuditLog, DriftQueue, Journal, RecordsCache
 
 EPILOG = """\
 Level-triggered: each pass reads the hypervisors (read-only) and the records
@@ -41,7 +41,14 @@ connectors), power-changed (a shutdown once it lasted --shutdown-grace),
 nic-added/-removed and ip-changed (ports, VIFs, cache), disk-added/-removed
 (volume managed + attached + BDM, or detached in the records only), resized
 (flavor, allocation), vm-gone (records purged as 'unmanage' does); not-adopted
-is reported only. New NICs, disks and shapes need --mapping (the plan's).
+is reported under both. New NICs, disks and shapes need --mapping (the plan's).
+
+'adopt', for not-adopted only (--kind-policy not-adopted=adopt, or in a
+group's kinds): a VM found on a managed host is adopted as 'plan' and 'apply'
+would, with --mapping (its owner rules decide which VMs; a blocked plan is
+reported with its reasons), under apply's lock, resumed when it stopped
+halfway. Never a server Nova booted itself (not drift at all), nor a VM
+released with 'unmanage' (the operator let it go).
 
 Per group of hosts: the mapping file's 'policies' list, first match wins, by
 a shell pattern on the host's URI or hostname (a vanished VM: the host
@@ -82,16 +89,17 @@ def _pass(app: Any, parsed_args: Any, policies: Policies | None, cause: str,
     def read_records() -> Records:
         try:
             hypervisors = connection.get().hypervisors()
-            servers = adopted_servers(connection.get())
+            servers, others = adopted_servers(connection.get())
         except CloudError:
             connection.reset()  # e.g. Keystone restarted: authenticate again next pass
             raise
         return Records(servers, {h["node"]: h["service_host"] for h in hypervisors},
-                       hypervisors)
+                       hypervisors, others)
 
     def tolerator_for(records: Records) -> Tolerator:
         ctx = _context(parsed_args, connection.get(), records.hypervisors, inventory, audit)
         ctx.run_helpers = kept.helpers.run if kept else None
+        ctx.journal, ctx.state_url = Journal(store), store.url
         return Tolerator(ctx)
 
     return reconcile_pass(inventory, read_records,
@@ -149,7 +157,9 @@ def _common_options(parser: Any, policies: bool = True) -> Any:
                             help="for every kind of drift on hosts no 'policies' group of "
                                  "the mapping names (default: report)")
         parser.add_argument("--kind-policy", action="append", default=[],
-                            metavar="KIND=POLICY", help="override for one kind; repeatable")
+                            metavar="KIND=POLICY",
+                            help="override for one kind; repeatable (not-adopted also "
+                                 "takes 'adopt')")
         parser.add_argument("--mapping", metavar="FILE",
                             help="the mapping file: its 'policies' groups (per host), and "
                                  "what records new NICs, disks and shapes (ports, volumes, "

@@ -112,8 +112,9 @@ class PolicyGroup(_Model):
 
     hosts: str = Field(description="shell pattern on the host's libvirt URI or hostname")
     policy: Literal["report", "tolerate"]
-    kinds: dict[str, Literal["report", "tolerate"]] = Field(
-        default_factory=dict, description="per kind of drift, e.g. {power-changed: report}")
+    kinds: dict[str, Literal["report", "tolerate", "adopt"]] = Field(
+        default_factory=dict, description="per kind of drift, e.g. {power-changed: report}; "
+                                          "'adopt' for not-adopted only")
 
 
 class FlavorPolicy(_Model):

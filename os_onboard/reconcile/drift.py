@@ -7,6 +7,7 @@ hypervisor side an :class:`~os_onboard.inventory.models.Inventory`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -71,10 +72,12 @@ def live_vms(inventory: Inventory) -> dict[str, tuple[HostInventory, Vm]]:
 
 
 def find_drift(inventory: Inventory, servers: list[AdoptedServer],
-               hosts: dict[str, str]) -> list[Drift]:
+               hosts: dict[str, str], others: Collection[str] = ()) -> list[Drift]:
     """Every difference between the hypervisors and the adopted servers' records.
 
     :param hosts: hypervisor hostname (as libvirt reports it) -> nova-compute host.
+    :param others: UUIDs of servers Nova has that os-onboard did not adopt
+        (booted by Nova): never "not adopted".
     """
     live = {uuid: (host.host.hostname or "", vm)
             for uuid, (host, vm) in live_vms(inventory).items()}
@@ -84,7 +87,7 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
     managed_hosts = {n for n in names if n in hosts}
     drifts: list[Drift] = []
     every_host_read = all(h.status == HostStatus.OK for h in inventory.hosts)
-    known = {s.uuid for s in servers}
+    known = {s.uuid for s in servers} | set(others)
     for server in servers:
         found = live.get(server.uuid)
         if found is None:

@@ -86,7 +86,7 @@ def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores
     except CloudError as exc:
         return _unreachable(inventory, stores, cause, exc, queue=policies is not None)
     stores.cache.save(records_document(records))
-    fresh = find_drift(inventory, records.servers, records.hosts)
+    fresh = find_drift(inventory, records.servers, records.hosts, records.others)
     if policies is None or tolerator_for is None:
         rows = [_audit(stores, drift, cause, "reported", "drift: nothing written")
                 for drift in fresh]
@@ -155,7 +155,7 @@ def _unreachable(inventory: Inventory, stores: Stores, cause: str, exc: CloudErr
               "; queued until OpenStack answers")
     now = datetime.now(UTC)
     rows = []
-    for drift in find_drift(inventory, records.servers, records.hosts):
+    for drift in find_drift(inventory, records.servers, records.hosts, records.others):
         if not queue:
             rows.append(_row(drift, "unconfirmed", detail))
         elif stores.queue.put(queued(drift, cause, why, now)):

@@ -34,11 +34,13 @@ class Records:
     servers: list[AdoptedServer]
     hosts: dict[str, str]  # hypervisor hostname -> nova-compute host
     hypervisors: list[dict] = field(default_factory=list)
+    others: frozenset[str] = frozenset()  # UUIDs of the servers Nova has, not adopted
 
 
 def records_document(records: Records) -> str:
     return json.dumps({"servers": [asdict(s) for s in records.servers],
-                       "hosts": records.hosts, "hypervisors": records.hypervisors})
+                       "hosts": records.hosts, "hypervisors": records.hypervisors,
+                       "others": sorted(records.others)})
 
 
 def records_from_document(document: str) -> Records:
@@ -46,7 +48,8 @@ def records_from_document(document: str) -> Records:
     servers = [AdoptedServer(**{
         **s, "ports": tuple((mac, tuple(ips), host) for mac, ips, host in s["ports"]),
         "volume_devices": tuple(s["volume_devices"])}) for s in data["servers"]]
-    return Records(servers, data["hosts"], data.get("hypervisors", []))
+    return Records(servers, data["hosts"], data.get("hypervisors", []),
+                   frozenset(data.get("others", ())))
 
 
 def drift_key(drift: Drift) -> str:

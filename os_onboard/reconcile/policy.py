@@ -7,6 +7,11 @@ or the hostname; the first group that matches the host a VM runs on (for a
 vanished VM: the host OpenStack records) decides, its ``kinds`` before its
 ``policy``. Hosts no group names take the command line's ``--policy`` and
 ``--kind-policy``.
+
+``adopt`` is a third policy for one kind only, ``not-adopted``: a VM found on
+a managed host is adopted as ``plan`` + ``apply`` would (``tolerate`` leaves
+that kind reported: adopting is a bigger step than following a change, so
+it is asked for by name).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from os_onboard.mapping.model import PolicyGroup
 from os_onboard.reconcile.drift import DriftKind
 
 POLICIES = ("report", "tolerate")
+ADOPT = "adopt"  # not-adopted only
 
 
 @dataclass(frozen=True)
@@ -52,18 +58,30 @@ def parse_policies(default: str, overrides: Sequence[str],
     fallback = dict.fromkeys(DriftKind, default)
     for item in overrides:
         kind, _, policy = item.partition("=")
-        if policy not in POLICIES:
-            raise ConfigError(f"--kind-policy {item!r}: policy must be one of "
-                              f"{', '.join(POLICIES)}")
-        fallback[_kind(kind, f"--kind-policy {item!r}")] = policy
+        where = f"--kind-policy {item!r}"
+        fallback[_kind(kind, where)] = _policy(_kind(kind, where), policy, where)
     return Policies(fallback, tuple(_group(g) for g in groups))
 
 
 def _group(group: PolicyGroup) -> HostGroup:
     kinds = dict.fromkeys(DriftKind, group.policy)
-    for kind, policy in group.kinds.items():
-        kinds[_kind(kind, f"policies: hosts {group.hosts!r}")] = policy
+    where = f"policies: hosts {group.hosts!r}"
+    for name, policy in group.kinds.items():
+        kind = _kind(name, where)
+        kinds[kind] = _policy(kind, policy, where)
     return HostGroup(group.hosts, kinds)
+
+
+def _policy(kind: DriftKind, policy: str, where: str) -> str:
+    if policy == ADOPT and kind is DriftKind.NOT_ADOPTED:
+        return policy
+    if policy not in POLICIES:
+        allowed = POLICIES + ((ADOPT,) if kind is DriftKind.NOT_ADOPTED else ())
+        raise ConfigError(f"{where}: policy must be one of {', '.join(allowed)} "
+                          f"for {kind.value}, not {policy!r}"
+                          + (f" ({ADOPT!r} is for {DriftKind.NOT_ADOPTED.value} only)"
+                             if policy == ADOPT else ""))
+    return policy
 
 
 def _kind(name: str, where: str) -> DriftKind:

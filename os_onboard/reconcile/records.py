@@ -7,12 +7,15 @@ from os_onboard.plan.model import MARKER_KEY
 from os_onboard.reconcile.drift import AdoptedServer
 
 
-def adopted_servers(cloud: OpenStackCloud) -> list[AdoptedServer]:
-    """Every server carrying os-onboard's marker, with its ports and volumes.
+def adopted_servers(cloud: OpenStackCloud) -> tuple[list[AdoptedServer], frozenset[str]]:
+    """Every server carrying os-onboard's marker, with its ports and volumes;
+    and the UUIDs of Nova's other servers (a VM Nova itself runs is known to
+    OpenStack, not "not adopted").
 
     Three list calls however many servers there are (servers, ports, volumes).
     """
-    servers = {u: s for u, s in cloud.servers().items() if MARKER_KEY in s["metadata"]}
+    every = cloud.servers()
+    servers = {u: s for u, s in every.items() if MARKER_KEY in s["metadata"]}
     ports: dict[str, list[tuple[str, tuple[str, ...], str]]] = {}
     for port in cloud.ports():
         if port["device_id"] in servers:
@@ -24,8 +27,9 @@ def adopted_servers(cloud: OpenStackCloud) -> list[AdoptedServer]:
             if attachment.get("server_id") in servers:
                 devices.setdefault(attachment["server_id"], []).append(
                     attachment.get("device") or "")
-    return [AdoptedServer(uuid=u, name=s["name"], host=s["host"] or "", node=s["node"],
-                          status=s["status"], vcpus=s["vcpus"] or 0, ram=s["ram"] or 0,
-                          ports=tuple(ports.get(u, [])),
-                          volume_devices=tuple(devices.get(u, [])))
-            for u, s in servers.items()]
+    adopted = [AdoptedServer(uuid=u, name=s["name"], host=s["host"] or "", node=s["node"],
+                             status=s["status"], vcpus=s["vcpus"] or 0, ram=s["ram"] or 0,
+                             ports=tuple(ports.get(u, [])),
+                             volume_devices=tuple(devices.get(u, [])))
+               for u, s in servers.items()]
+    return adopted, frozenset(every.keys() - servers.keys())

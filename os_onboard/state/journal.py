@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text, UniqueConstraint, delete, select, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -122,6 +132,18 @@ class Journal:
                         existing.result = json.dumps(result)
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot write the apply journal: {exc}") from exc
+
+    def newest_plan_of(self, vm_uuid: str) -> tuple[int, set[str]] | None:
+        """The newest plan whose steps for this VM were recorded, and the
+        statuses of those steps (``reverted`` after an unmanage)."""
+        newest = select(func.max(_StepRecord.plan_id)).where(_StepRecord.vm_uuid == vm_uuid)
+        with self._session() as session:
+            plan_id = session.execute(newest).scalar()
+            if plan_id is None:
+                return None
+            statuses = session.scalars(select(_StepRecord.status).where(
+                _StepRecord.plan_id == plan_id, _StepRecord.vm_uuid == vm_uuid)).all()
+        return plan_id, set(statuses)
 
     def forget_vm(self, vm_uuid: str) -> None:
         """After an unmanage: the VM's steps of every plan count as reverted."""

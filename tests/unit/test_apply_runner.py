@@ -748,3 +748,71 @@ def test_unwritable_instances_path_fails_the_vm_not_the_run(world):
     assert outcome.status == "failed" and outcome.detail.startswith("instance-dir: ")
     assert world.journal.steps(plan_id)[(UUID1, "instance-dir")].status == "failed"
     assert "helper:adopt" not in world.cloud.calls
+
+
+# -- the adopt policy (reconcile: not-adopted=adopt) ------------------------------------
+
+def adopt_by_policy(world, vm):
+    """One not-adopted drift of ``vm`` through the tolerator, as a pass would."""
+    from os_onboard.reconcile.drift import Drift, DriftKind
+    from os_onboard.reconcile.tolerate import Context, Tolerator
+
+    world.planned = inventory(vm)
+    ctx = Context(cloud=world.cloud, hypervisors=[dict(HYPERVISOR)], inventory=world.planned,
+                  mapping=MAPPING, nova_python="nova-python", nova_config=["nova.conf"],
+                  libvirt_config_dirs=[str(world.tmp / "libvirt")],
+                  instances_path=str(world.tmp / "instances"), journal=world.journal,
+                  state_url=f"sqlite:///{world.tmp}/s.db")
+    drift = Drift(DriftKind.NOT_ADOPTED, vm.uuid, vm.name, "not in OpenStack",
+                  "running on hv1")
+    return Tolerator(ctx).apply(drift, "adopt")
+
+
+def test_the_adopt_policy_adopts_a_vm_as_plan_and_apply_would(world):
+    outcome = adopt_by_policy(world, vm1())
+    assert outcome.action == "tolerated", outcome.detail
+    server = world.cloud.servers_[UUID1]
+    assert MARKER_KEY in server["metadata"]
+    assert len(world.ports_of(MAC1)) == len(world.ports_of(MAC2)) == 1
+    [volume] = world.cloud.volumes_.values()
+    assert volume["status"] == "in-use"
+    plan_id, plan = world.journal.load_plan()  # saved: 'apply PLAN' shows the same
+    assert [v.uuid for v in plan.vms] == [UUID1] and f"plan {plan_id}" in outcome.detail
+
+
+def test_the_adopt_policy_resumes_the_plan_that_stopped_halfway(world):
+    world.cloud.fail_on.update(post_allocations=1, put_allocations=1)
+    failed = adopt_by_policy(world, vm1())
+    assert failed.action == "failed" and "the next pass retries" in failed.detail
+    plan_id, _ = world.journal.load_plan()
+
+    outcome = adopt_by_policy(world, vm1())
+    assert outcome.action == "tolerated" and "(resumed)" in outcome.detail
+    assert world.journal.load_plan()[0] == plan_id  # no second plan
+    assert {s.status for s in world.journal.steps(plan_id).values()} == {"done"}
+    assert len(world.ports_of(MAC1)) == len(world.ports_of(MAC2)) == 1
+    assert world.cloud.calls.count("manage_volume") == world.cloud.calls.count(
+        "helper:adopt") == 1
+
+
+def test_the_adopt_policy_leaves_a_released_vm_and_a_blocked_plan_alone(world):
+    assert adopt_by_policy(world, vm1()).action == "tolerated"
+    release.unmanage(world.cloud, UUID1, host="compute-hv1", nova_python="nova-python",
+                     nova_config=["nova.conf"], instances_path=str(world.tmp / "instances"))
+    world.journal.forget_vm(UUID1)  # what 'os-onboard unmanage' records
+    writes = len(world.cloud.writes())
+    outcome = adopt_by_policy(world, vm1())
+    assert (outcome.action, outcome.detail.split(":")[0]) == (
+        "reported", "released with 'os-onboard unmanage'")
+
+    stranger = guest("db-7", UUID2, nic(MAC3, IP3))  # no owner rule matches its name
+    outcome = adopt_by_policy(world, stranger)
+    assert outcome.action == "reported" and "the plan blocks it" in outcome.detail
+    assert len(world.cloud.writes()) == writes
+
+
+def test_the_adopt_policy_waits_for_an_operator_s_apply(world):
+    with apply_lock(f"sqlite:///{world.tmp}/s.db"):
+        outcome = adopt_by_policy(world, vm1())
+    assert outcome.action == "failed" and "another apply or unmanage" in outcome.detail
+    assert world.cloud.writes() == []

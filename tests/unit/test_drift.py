@@ -19,6 +19,7 @@ from os_onboard.inventory.models import (
 )
 from os_onboard.mapping.model import PolicyGroup
 from os_onboard.reconcile.drift import AdoptedServer, DriftKind, find_drift
+from os_onboard.reconcile.pending import Records, records_document, records_from_document
 from os_onboard.reconcile.policy import parse_policies
 
 UUID = "11111111-1111-4111-8111-111111111111"
@@ -161,3 +162,32 @@ def test_a_host_group_with_an_unknown_kind_is_a_config_error():
     with pytest.raises(ConfigError, match="policies: hosts 'hv-\\*': kind must be one of"):
         parse_policies("report", [], [PolicyGroup(hosts="hv-*", policy="tolerate",
                                                   kinds={"teleported": "report"})])
+
+
+def test_a_server_nova_booted_is_not_called_not_adopted():
+    # Nova knows it (no os-onboard marker): nothing to adopt, nothing to report.
+    inventory = Inventory(hosts=[host("hv-a", vm(), vm(uuid=OTHER, name="nova-booted"))])
+    assert find_drift(inventory, [server()], HOSTS, others={OTHER}) == []
+    [drift] = find_drift(inventory, [server()], HOSTS)
+    assert (drift.kind, drift.uuid) == (DriftKind.NOT_ADOPTED, OTHER)
+
+
+def test_records_keep_nova_s_other_servers_across_the_cache():
+    records = Records([server()], HOSTS, [], frozenset({OTHER}))
+    assert records_from_document(records_document(records)) == records
+
+
+def test_adopt_is_a_policy_for_not_adopted_only():
+    policies = parse_policies("tolerate", ["not-adopted=adopt"])
+    assert policies.of(DriftKind.NOT_ADOPTED) == "adopt"
+    assert policies.of(DriftKind.HOST_CHANGED) == "tolerate"
+    group = PolicyGroup(hosts="wave1-*", policy="report", kinds={"not-adopted": "adopt"})
+    assert parse_policies("report", [], [group]).of(
+        DriftKind.NOT_ADOPTED, None, "wave1-2") == "adopt"
+    with pytest.raises(ConfigError, match="'adopt' is for not-adopted only"):
+        parse_policies("report", ["vm-gone=adopt"])
+    with pytest.raises(ConfigError, match=r"policies: hosts 'hv-\*': .*'adopt' is for"):
+        parse_policies("report", [], [PolicyGroup(hosts="hv-*", policy="report",
+                                                  kinds={"power-changed": "adopt"})])
+    with pytest.raises(ConfigError):
+        parse_policies("adopt", [])  # not a default for every kind

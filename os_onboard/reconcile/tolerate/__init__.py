@@ -15,7 +15,9 @@ has the Nova paths behind each rule):
 * resized: :mod:`.resize` - flavor (planner's policy), request spec,
   allocation.
 * vm-gone: :mod:`.gone` - records purged as ``unmanage`` does.
-* not-adopted: reported only (``plan``/``apply`` adopt it).
+* not-adopted: reported (``plan``/``apply`` adopt it); under the ``adopt``
+  policy (asked for by name, for this kind only): :mod:`.adopt` - plan and
+  apply for that VM.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from collections.abc import Callable
 
 from os_onboard.exceptions import OnboardError
 from os_onboard.reconcile.drift import Drift, DriftKind
-from os_onboard.reconcile.tolerate import disks, gone, migration, nics, power, resize
+from os_onboard.reconcile.policy import ADOPT
+from os_onboard.reconcile.tolerate import adopt, disks, gone, migration, nics, power, resize
 from os_onboard.reconcile.tolerate.base import Context, Outcome
 
 __all__ = ["EXECUTORS", "Context", "Outcome", "Tolerator"]
@@ -54,6 +57,8 @@ class Tolerator:
         if policy == "report":
             return Outcome(drift, "reported", "policy report: nothing written")
         try:
+            if policy == ADOPT and drift.kind is DriftKind.NOT_ADOPTED:
+                return adopt.adopt(self.ctx, drift)
             return self._execute(drift)
         except OnboardError as exc:
             return Outcome(drift, "failed", f"{exc} (the next pass retries)")
@@ -62,5 +67,5 @@ class Tolerator:
         executor = EXECUTORS.get(drift.kind)
         if executor is None:
             return Outcome(drift, "reported", "reported only: adopt it with 'os-onboard "
-                           "plan' and 'apply'")
+                           "plan' and 'apply' (or the policy not-adopted=adopt)")
         return executor(self.ctx, drift)

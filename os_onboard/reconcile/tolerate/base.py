@@ -23,6 +23,7 @@ from os_onboard.mapping.model import Mapping
 from os_onboard.plan.builder import build_plan, read_cloud_view
 from os_onboard.plan.model import Plan, Step, StepKind, VmPlan
 from os_onboard.reconcile.drift import Drift, live_vms
+from os_onboard.state.journal import Journal
 
 #: (uuid, kind, actual) -> when a pass first saw this drift, of those in a row
 SeenSince = Callable[[str, str, str], datetime | None]
@@ -51,6 +52,8 @@ class Context:
     shutdown_grace: float = 20.0
     #: (command, items) -> results: a watcher's resident helpers; None = one process a call
     run_helpers: Callable[[str, list[dict]], list[dict]] | None = None
+    journal: Journal | None = None               # the state store's plans (adopt policy)
+    state_url: str = ""                          # for apply's lock (adopt policy)
 
     @property
     def providers(self) -> dict[str, str]:
@@ -86,7 +89,23 @@ class Context:
 
     def apply_env(self) -> ApplyEnv:
         return ApplyEnv(cloud=self.cloud, libvirt_config_dirs=self.libvirt_config_dirs,
+                        instances_path=self.instances_path,
                         hypervisors={h["node"]: h for h in self.hypervisors})
+
+    def plan_one(self, uuid: str, *, as_new: bool = False) -> tuple[Plan, VmPlan]:
+        """The plan adoption would make for this VM now (blocked or not);
+        ``as_new``: as if Nova did not know its UUID."""
+        if self.mapping is None or self.inventory is None:
+            raise CloudError("recording a new VM, NIC, disk or shape needs the mapping: pass "
+                             "--mapping (the file 'plan' used)")
+        view = read_cloud_view(self.cloud, self.mapping)
+        if as_new:
+            view.servers.pop(uuid, None)  # every record gets its step
+        plan = build_plan(self.inventory, 0, view, self.mapping, only={uuid},
+                          renames=self.renames)
+        if not plan.vms:
+            raise CloudError(f"VM {uuid} was not discovered in this pass")
+        return plan, plan.vms[0]
 
     def plan_as_new(self, uuid: str) -> tuple[Plan, VmPlan]:
         """The plan adoption would make for this VM now, as if it were not adopted.
@@ -94,16 +113,7 @@ class Context:
         Its steps are what the VM's records should be; executors take the
         ones their drift is about (a port, a volume, the flavor).
         """
-        if self.mapping is None or self.inventory is None:
-            raise CloudError("recording a new NIC, disk or shape needs the mapping: pass "
-                             "--mapping (the file 'plan' used)")
-        view = read_cloud_view(self.cloud, self.mapping)
-        view.servers.pop(uuid, None)  # planned as new: every record gets its step
-        plan = build_plan(self.inventory, 0, view, self.mapping, only={uuid},
-                          renames=self.renames)
-        if not plan.vms:
-            raise CloudError(f"VM {uuid} was not discovered in this pass")
-        vm_plan = plan.vms[0]
+        plan, vm_plan = self.plan_one(uuid, as_new=True)
         if vm_plan.blocked:
             raise CloudError("the planner blocks this VM now: " + "; ".join(vm_plan.blocked))
         return plan, vm_plan
