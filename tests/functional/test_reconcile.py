@@ -216,3 +216,50 @@ def test_watch_follows_a_migration_from_the_event_and_survives_kill_9(ctx):
     finally:
         watcher.terminate()
         watcher.wait(timeout=30)
+
+
+def test_a_vm_on_a_managed_host_is_adopted_by_the_adopt_policy(ctx):
+    """not-adopted=adopt, owners limited to lab-vm1 by the mapping: a watcher's
+    state store that released the VM leaves it alone; one that never saw it
+    adopts it with the same UUID, MACs and IPs, and the guest never notices."""
+    lab = ctx["lab"]
+    key = _where_is(ctx)
+    uri, node = ctx["uri"], lab["LAB_NOVA_HOST_A" if key == "LAB_HOST_A_URI" else
+                                "LAB_NOVA_HOST_B"]
+    ports_before = sorted((p["MAC Address"], json.dumps(p["Fixed IP Addresses"]))
+                          for p in _openstack(ctx, "port", "list", "--device-id", ctx["uuid"]))
+    mapping = ctx["state"] / "mapping-adopt.yaml"
+    mapping.write_text((REPO / "lab" / "mapping.yaml").read_text().replace(
+        'match: {name: "lab-*"}', f'match: {{name: "{VM}"}}'))
+    adopt = ("--kind-policy", "not-adopted=adopt", "--mapping", str(mapping))
+    pid, domid = qemu_pid(VM), virsh(uri, "--readonly", "domid", VM).strip()
+    with HeartbeatMonitor(_console(ctx)) as beats:
+        beats.wait_for_beats(2, 30)
+        _onboard(ctx, "unmanage", VM)
+        [row] = _reconcile(ctx, "report", *adopt)
+        assert (row["Kind"], row["Action"]) == ("not-adopted", "reported"), row
+        assert row["Detail"].startswith("released with 'os-onboard unmanage'")
+        assert run(Path(lab["LAB_OPENSTACK_BIN"]) / "openstack", "server", "show",
+                   ctx["uuid"], env=ctx["env"], check=False).returncode != 0
+
+        fresh = {**ctx["env"], "OS_ONBOARD_STATE_URL": f"sqlite:///{ctx['state']}/fresh.db"}
+        out = run(CLI, "reconcile", lab["LAB_HOST_A_URI"], lab["LAB_HOST_B_URI"],
+                  "--policy", "report", *adopt, "-f", "json", env=fresh).stdout
+        rows = {r["VM"]: r for r in json.loads(out) if r["Kind"] == "not-adopted"}
+        assert (rows[VM]["Action"], rows[VM]["UUID"]) == ("tolerated", ctx["uuid"]), rows
+        assert rows[VM]["Detail"].startswith("adopted by plan"), rows[VM]
+        # lab-vm2 runs on a managed host too, but no owner rule names it
+        assert rows["lab-vm2"]["Action"] == "reported", rows["lab-vm2"]
+        assert "the plan blocks it" in rows["lab-vm2"]["Detail"], rows["lab-vm2"]
+
+        server = _openstack(ctx, "server", "show", ctx["uuid"])
+        assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", node)
+        ports = sorted((p["MAC Address"], json.dumps(p["Fixed IP Addresses"]))
+                       for p in _openstack(ctx, "port", "list", "--device-id", ctx["uuid"]))
+        assert ports == ports_before
+        again = run(CLI, "reconcile", lab["LAB_HOST_A_URI"], lab["LAB_HOST_B_URI"],
+                    "--policy", "report", *adopt, "-f", "json", env=fresh).stdout
+        assert [r for r in json.loads(again) if r["UUID"] == ctx["uuid"]] == []
+        time.sleep(3)
+    beats.assert_no_gap(max_interval=5.0)
+    assert (qemu_pid(VM), virsh(uri, "--readonly", "domid", VM).strip()) == (pid, domid)
