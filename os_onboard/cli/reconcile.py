@@ -22,7 +22,7 @@ from os_onboard.mapping.model import load_mapping
 from os_onboard.reconcile.loop import PassReport, watch
 from os_onboard.reconcile.passes import PassResult, Stores, reconcile_pass
 from os_onboard.reconcile.pending import Records
-from os_onboard.reconcile.policy import POLICIES, Policies, parse_policies
+from os_onboard.reconcile.policy import ADOPT, POLICIES, Policies, parse_policies
 from os_onboard.reconcile.records import adopted_servers
 from os_onboard.reconcile.resident import ResidentHelpers, Reused
 from os_onboard.reconcile.tolerate import Context, Tolerator
@@ -131,7 +131,12 @@ def _context(parsed_args: Any, connection: OpenStackCloud, hypervisors: list[dic
 def _policies(parsed_args: Any) -> Policies:
     """--policy/--kind-policy, after the mapping file's host groups."""
     groups = load_mapping(parsed_args.mapping).policies if parsed_args.mapping else []
-    return parse_policies(parsed_args.policy, parsed_args.kind_policy, groups)
+    policies = parse_policies(parsed_args.policy, parsed_args.kind_policy, groups)
+    if ADOPT in policies.default.values() and not parsed_args.mapping:
+        # Found out at start, not as a failure queued and retried every pass.
+        raise ConfigError("the policy not-adopted=adopt needs --mapping (owners, networks, "
+                          "backends: what 'plan' uses)")
+    return policies
 
 
 def _seen_since(audit: AuditLog, uuid: str, kind: str, after: str) -> datetime | None:

@@ -108,3 +108,13 @@ def test_installed_console_script_works_without_a_lab(tmp_path):
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["test", "6695eb01-f6a4-8304-79aa-97f2502e193f"]
+
+
+def test_the_adopt_policy_without_a_mapping_is_refused_at_start(capsys, state_url):
+    code, _, err = _run(capsys, "reconcile", "test:///default",
+                        "--kind-policy", "not-adopted=adopt")
+    assert code != 0
+    assert "the policy not-adopted=adopt needs --mapping" in err and "Traceback" not in err
+    code, _, err = _run(capsys, "reconcile", "test:///default",
+                        "--kind-policy", "vm-gone=adopt")
+    assert code != 0 and "'adopt' is for not-adopted only" in err
