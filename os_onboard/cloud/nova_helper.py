@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Sequence
 from typing import Any
@@ -85,8 +86,10 @@ def helper_command(command: str, python: str | None = None, config_files: Sequen
 
 def failure_reason(output: str, package: str, code: int | None) -> str:
     """One line for a failed helper: the install hint, else its last line of output."""
-    # Python writes "No module named 'pkg'" (quoted) since 3.x; accept both forms.
-    if f"No module named '{package}'" in output or f"No module named {package}" in output:
+    # The import system quotes the name ("No module named 'pkg'"), `python -m`
+    # does not ("No module named pkg.cmd"): the package itself is missing only
+    # when the name ends right after it; a missing command is its own error.
+    if re.search(rf"No module named '?{re.escape(package)}'?(?![\w.])", output):
         service = package.removeprefix("os_onboard_")
         return (f"{package} is not installed in {service.capitalize()}'s environment "
                 f"(pip install extras/{service} there)")

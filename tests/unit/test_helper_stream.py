@@ -96,3 +96,19 @@ def test_reused_object_is_made_once_until_reset():
     assert reused.get() is reused.get() is made[0]
     reused.reset()
     assert reused.get() is made[1]
+
+
+# What Python 3.11 prints for `python -m os_onboard_nova.<command>`:
+@pytest.mark.parametrize(("output", "hint"), [
+    ("/usr/bin/python3: Error while finding module specification for 'os_onboard_nova.adopt' "
+     "(ModuleNotFoundError: No module named 'os_onboard_nova')", True),  # no package
+    ("/usr/bin/python3: No module named os_onboard_nova.nope", False),  # no such command
+    ("ModuleNotFoundError: No module named 'os_onboard_nova_extra'", False),
+])
+def test_the_install_hint_is_for_a_missing_package_only(output, hint):
+    from os_onboard.cloud.nova_helper import failure_reason
+
+    reason = failure_reason(output, "os_onboard_nova", 1)
+    assert ("not installed in Nova's environment" in reason) is hint, reason
+    if not hint:
+        assert reason == output.splitlines()[-1]
