@@ -41,7 +41,8 @@ connectors), power-changed (a shutdown once it lasted --shutdown-grace),
 nic-added/-removed and ip-changed (ports, VIFs, cache), disk-added/-removed
 (volume managed + attached + BDM, or detached in the records only), resized
 (flavor, allocation), vm-gone (records purged as 'unmanage' does); not-adopted
-is reported under both. New NICs, disks and shapes need --mapping (the plan's).
+is reported under either. New NICs, disks and shapes need --mapping (the
+plan's).
 
 'adopt', for not-adopted only (--kind-policy not-adopted=adopt, or in a
 group's kinds): a VM found on a managed host is adopted as 'plan' and 'apply'
@@ -67,6 +68,7 @@ examples:
   os-onboard drift
   os-onboard reconcile --policy tolerate --mapping mapping.yaml
   os-onboard reconcile --policy tolerate --kind-policy power-changed=report
+  os-onboard watch --policy tolerate --kind-policy not-adopted=adopt --mapping mapping.yaml
   os-onboard history lab-vm1
 """
 

@@ -57,9 +57,10 @@ def parse_policies(default: str, overrides: Sequence[str],
         raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, not {default!r}")
     fallback = dict.fromkeys(DriftKind, default)
     for item in overrides:
-        kind, _, policy = item.partition("=")
+        name, _, policy = item.partition("=")
         where = f"--kind-policy {item!r}"
-        fallback[_kind(kind, where)] = _policy(_kind(kind, where), policy, where)
+        kind = _kind(name, where)
+        fallback[kind] = _policy(kind, policy, where)
     return Policies(fallback, tuple(_group(g) for g in groups))
 
 
