@@ -48,7 +48,8 @@ plan's).
 group's kinds): a VM found on a managed host is adopted as 'plan' and 'apply'
 would, with --mapping (its owner rules decide which VMs; a blocked plan is
 reported with its reasons), under apply's lock, resumed when it stopped
-halfway. Never a server Nova booted itself (not drift at all), nor a VM
+halfway; a running VM whose NICs show no IP yet waits up to 60 s for its
+leases. Never a server Nova booted itself (not drift at all), nor a VM
 released with 'unmanage' (the operator let it go).
 
 Per group of hosts: the mapping file's 'policies' list, first match wins, by

@@ -752,8 +752,9 @@ def test_unwritable_instances_path_fails_the_vm_not_the_run(world):
 
 # -- the adopt policy (reconcile: not-adopted=adopt) ------------------------------------
 
-def adopt_by_policy(world, vm):
-    """One not-adopted drift of ``vm`` through the tolerator, as a pass would."""
+def adopt_by_policy(world, vm, first_seen=None):
+    """One not-adopted drift of ``vm`` through the tolerator, as a pass would
+    (``first_seen``: when an earlier pass saw it; None: this is the first)."""
     from os_onboard.reconcile.drift import Drift, DriftKind
     from os_onboard.reconcile.tolerate import Context, Tolerator
 
@@ -762,7 +763,8 @@ def adopt_by_policy(world, vm):
                   mapping=MAPPING, nova_python="nova-python", nova_config=["nova.conf"],
                   libvirt_config_dirs=[str(world.tmp / "libvirt")],
                   instances_path=str(world.tmp / "instances"), journal=world.journal,
-                  state_url=f"sqlite:///{world.tmp}/s.db")
+                  state_url=f"sqlite:///{world.tmp}/s.db",
+                  seen_since=lambda uuid, kind, after: first_seen)
     drift = Drift(DriftKind.NOT_ADOPTED, vm.uuid, vm.name, "not in OpenStack",
                   "running on hv1")
     return Tolerator(ctx).apply(drift, "adopt")
@@ -816,3 +818,17 @@ def test_the_adopt_policy_waits_for_an_operator_s_apply(world):
         outcome = adopt_by_policy(world, vm1())
     assert outcome.action == "failed" and "another apply or unmanage" in outcome.detail
     assert world.cloud.writes() == []
+
+
+def test_the_adopt_policy_waits_for_a_new_vm_s_ip_then_adopts_without(world):
+    from datetime import UTC, datetime, timedelta
+
+    no_lease = guest("lab-vm9", UUID3, nic(MAC4, IP4).model_copy(update={"addresses": []}))
+    outcome = adopt_by_policy(world, no_lease)
+    assert outcome.action == "deferred" and f"NIC {MAC4} shows no IP yet" in outcome.detail
+    assert outcome.recheck_in == 60.0 and world.cloud.writes() == []
+    # The wait is over (a static address never shows as a lease): adopted as it is.
+    outcome = adopt_by_policy(world, no_lease, datetime.now(UTC) - timedelta(seconds=61))
+    assert outcome.action == "tolerated", outcome.detail
+    [port] = world.ports_of(MAC4)
+    assert port["fixed_ips"] == [] and port["device_id"] == UUID3

@@ -14,19 +14,31 @@ written as its own. Two kinds of VM are never adopted this way:
 * a VM released with ``os-onboard unmanage`` (its journal steps reverted)
   is not taken back: the operator let it go; ``plan`` + ``apply`` adopt it
   again when wanted.
+
+A VM seen running for the first time usually has a NIC without a lease yet
+(seconds after its start): adopted then, its port would get no IP. Such a
+VM waits ``ADDRESS_WAIT`` seconds from the first pass that saw it, then is
+adopted with what there is (a static address never shows as a lease; the
+plan notes the NIC, and ip-changed records an IP that shows up later).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from os_onboard.apply.runner import Applier, ApplyOptions, VmOutcome, apply_lock
 from os_onboard.exceptions import CloudError
+from os_onboard.inventory.models import PowerState
 from os_onboard.plan.model import Plan
 from os_onboard.reconcile.drift import Drift
 from os_onboard.reconcile.tolerate.base import Context, Outcome
 from os_onboard.state.journal import Journal
 
+#: seconds a running VM's NICs may show no IP before it is adopted anyway
+ADDRESS_WAIT = 60.0
 
-def adopt(ctx: Context, drift: Drift) -> Outcome:
+
+def adopt(ctx: Context, drift: Drift, now: datetime | None = None) -> Outcome:
     journal = ctx.journal
     if journal is None:
         raise CloudError("the adopt policy needs the state store's journal")
@@ -38,6 +50,12 @@ def adopt(ctx: Context, drift: Drift) -> Outcome:
     if resumed is not None:
         plan_id, plan = resumed
     else:
+        waiting = _without_ip(ctx, drift.uuid)
+        waited = ctx.seen_for(drift, now)
+        if waiting and waited < ADDRESS_WAIT:
+            return Outcome(drift, "deferred", f"NIC {', '.join(waiting)} shows no IP yet "
+                           f"({waited:.0f} s of {ADDRESS_WAIT:.0f} s): adopted once it has "
+                           "one, or when the wait is over", recheck_in=ADDRESS_WAIT - waited)
         plan, vm_plan = ctx.plan_one(drift.uuid)
         if vm_plan.blocked:
             return Outcome(drift, "reported", "not adopted, the plan blocks it: "
@@ -48,6 +66,14 @@ def adopt(ctx: Context, drift: Drift) -> Outcome:
         raise CloudError(f"plan {plan_id}: {outcome.status}: {outcome.detail}")
     return Outcome(drift, "tolerated", f"adopted by plan {plan_id}"
                    + (" (resumed)" if resumed else "") + f", same UUID, as {drift.name}")
+
+
+def _without_ip(ctx: Context, uuid: str) -> list[str]:
+    """MACs of the running VM's NICs that show no address."""
+    found = ctx.vm(uuid)
+    if found is None or found[1].power_state != PowerState.RUNNING:
+        return []
+    return [n.mac for n in found[1].nics if not n.addresses]
 
 
 def _unfinished(journal: Journal, uuid: str, plan_id: int) -> tuple[int, Plan] | None:

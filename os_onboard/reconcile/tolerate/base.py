@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from os_onboard.apply.steps import ApplyEnv
 from os_onboard.cloud.nova_helper import run_helper
@@ -54,6 +54,12 @@ class Context:
     run_helpers: Callable[[str, list[dict]], list[dict]] | None = None
     journal: Journal | None = None               # the state store's plans (adopt policy)
     state_url: str = ""                          # for apply's lock (adopt policy)
+
+    def seen_for(self, drift: Drift, now: datetime | None = None) -> float:
+        """Seconds since a pass first saw this drift as it is (0: this pass)."""
+        first = self.seen_since(drift.uuid, drift.kind.value, drift.after) \
+            if self.seen_since else None
+        return ((now or datetime.now(UTC)) - first).total_seconds() if first else 0.0
 
     @property
     def providers(self) -> dict[str, str]:

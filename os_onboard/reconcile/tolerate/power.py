@@ -23,7 +23,7 @@ of os-onboard (docs/nova-out-of-band.md §4):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from os_onboard.inventory.models import PowerState
 from os_onboard.reconcile.drift import Drift
@@ -41,9 +41,7 @@ def power(ctx: Context, drift: Drift, now: datetime | None = None) -> Outcome:
                        f"reported only: Nova's power sync acts on a {actual} guest whatever "
                        "the record says (see docs/nova-out-of-band.md)")
     if actual == PowerState.SHUTOFF and ctx.shutdown_grace > 0:
-        first = ctx.seen_since(drift.uuid, drift.kind.value, drift.after) \
-            if ctx.seen_since else None
-        waited = ((now or datetime.now(UTC)) - first).total_seconds() if first else 0.0
+        waited = ctx.seen_for(drift, now)
         if waited < ctx.shutdown_grace:
             return Outcome(drift, "deferred",
                            f"off for {waited:.0f} s of {ctx.shutdown_grace:.0f} s: recorded "
