@@ -102,6 +102,12 @@ def apply_lock(state_url: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def vm_done(steps: dict[tuple[str, str], StepState], vm: VmPlan) -> bool:
+    """Every step of the VM is journaled done (``steps``: Journal.steps of the plan)."""
+    return all(getattr(steps.get((vm.uuid, s.key)), "status", None) == "done"
+               for s in vm.steps)
+
+
 class Applier:
     def __init__(self, plan_id: int, plan: Plan, journal: Journal, env: ex.ApplyEnv,
                  options: ApplyOptions, progress: Progress | None = None) -> None:
@@ -144,9 +150,7 @@ class Applier:
             elif vm.op is Op.EXISTS:
                 outcome.status, outcome.detail = "already", "already adopted"
             self.outcomes[vm.uuid] = outcome
-        todo = [v for v in self.plan.vms if v.op is Op.CREATE
-                and not all(journal.get((v.uuid, s.key), None) is not None
-                            and journal[(v.uuid, s.key)].status == "done" for s in v.steps)]
+        todo = [v for v in self.plan.vms if v.op is Op.CREATE and not vm_done(journal, v)]
         for vm in self.plan.vms:
             if vm.op is Op.CREATE and vm not in todo:
                 self.outcomes[vm.uuid].status = "adopted"

@@ -133,17 +133,11 @@ class Journal:
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot write the apply journal: {exc}") from exc
 
-    def newest_plan_of(self, vm_uuid: str) -> tuple[int, set[str]] | None:
-        """The newest plan whose steps for this VM were recorded, and the
-        statuses of those steps (``reverted`` after an unmanage)."""
+    def newest_plan_of(self, vm_uuid: str) -> int | None:
+        """The newest plan that recorded steps for this VM."""
         newest = select(func.max(_StepRecord.plan_id)).where(_StepRecord.vm_uuid == vm_uuid)
         with self._session() as session:
-            plan_id = session.execute(newest).scalar()
-            if plan_id is None:
-                return None
-            statuses = session.scalars(select(_StepRecord.status).where(
-                _StepRecord.plan_id == plan_id, _StepRecord.vm_uuid == vm_uuid)).all()
-        return plan_id, set(statuses)
+            return session.execute(newest).scalar()
 
     def forget_vm(self, vm_uuid: str) -> None:
         """After an unmanage: the VM's steps of every plan count as reverted."""

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from os_onboard.apply.runner import Applier, ApplyOptions, VmOutcome, apply_lock
+from os_onboard.apply.runner import Applier, ApplyOptions, VmOutcome, apply_lock, vm_done
 from os_onboard.exceptions import CloudError
 from os_onboard.inventory.models import PowerState
 from os_onboard.plan.model import Plan
 from os_onboard.reconcile.drift import Drift
 from os_onboard.reconcile.tolerate.base import Context, Outcome
-from os_onboard.state.journal import Journal
+from os_onboard.state.journal import Journal, StepState
 
 #: seconds a running VM's NICs may show no IP before it is adopted anyway
 ADDRESS_WAIT = 60.0
@@ -43,10 +43,12 @@ def adopt(ctx: Context, drift: Drift, now: datetime | None = None) -> Outcome:
     if journal is None:
         raise CloudError("the adopt policy needs the state store's journal")
     newest = journal.newest_plan_of(drift.uuid)
-    if newest is not None and "reverted" in newest[1]:
+    steps = journal.steps(newest) if newest is not None else {}
+    if any(state.status == "reverted" for (uuid, _), state in steps.items()
+           if uuid == drift.uuid):
         return Outcome(drift, "reported", "released with 'os-onboard unmanage': not adopted "
                        "again by policy ('plan' and 'apply' adopt it)")
-    resumed = _unfinished(journal, drift.uuid, newest[0]) if newest else None
+    resumed = _unfinished(journal, drift.uuid, newest, steps) if newest is not None else None
     if resumed is not None:
         plan_id, plan = resumed
     else:
@@ -76,14 +78,14 @@ def _without_ip(ctx: Context, uuid: str) -> list[str]:
     return [n.mac for n in found[1].nics if not n.addresses]
 
 
-def _unfinished(journal: Journal, uuid: str, plan_id: int) -> tuple[int, Plan] | None:
+def _unfinished(journal: Journal, uuid: str, plan_id: int,
+                steps: dict[tuple[str, str], StepState]) -> tuple[int, Plan] | None:
     """That plan, cut to this VM, when some step of it is not done."""
     _, plan = journal.load_plan(plan_id)
     vm = next((v for v in plan.vms if v.uuid == uuid), None)
     if vm is None:
         return None
-    steps = journal.steps(plan_id)
-    if all(getattr(steps.get((uuid, s.key)), "status", None) == "done" for s in vm.steps):
+    if vm_done(steps, vm):
         return None  # adopted by it, and since removed from Nova: plan anew
     return plan_id, plan.model_copy(update={"vms": [vm]})
 
