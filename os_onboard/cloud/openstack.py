@@ -22,6 +22,7 @@ import openstack
 from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as sdk_exc
 
+from os_onboard.cloud.base import Cloud
 from os_onboard.exceptions import CloudError
 
 T = TypeVar("T")
@@ -108,7 +109,7 @@ class _Rest:
         return call
 
 
-class OpenStackCloud:
+class OpenStackCloud(Cloud):
     """One authenticated connection to a cloud (admin credentials expected)."""
 
     def __init__(self, cloud: str | None = None, connection: Any = None) -> None:
