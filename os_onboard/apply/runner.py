@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from os_onboard.apply import steps as ex
-from os_onboard.apply.helper_stream import HelperStream
+from os_onboard.cloud.helper_stream import HelperStream
 from os_onboard.cloud.nova_helper import run_helper
 from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import ConfigError, OnboardError, StateStoreError

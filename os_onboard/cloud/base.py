@@ -8,9 +8,11 @@ implementations name the contract they keep, and a method missing from
 either fails at construction rather than at the first call in some test.
 
 Every method returns plain dicts (never SDK objects) and raises
-:class:`~os_onboard.exceptions.CloudError` (``temporary`` set when retrying
-later may work: the service down or answering 5xx); a refusal by the service
-carries its HTTP ``status_code`` (e.g. 409 on a conflict).
+:class:`~os_onboard.exceptions.CloudError`: :class:`TemporaryCloudError` when
+retrying later may work (the service down or answering 5xx); a refusal by the
+service carries its HTTP ``status_code`` (e.g. 409 on a conflict). The error
+classes live here, not in the adapter, so that code raising or catching them
+(and the fake) needs no openstacksdk.
 """
 
 from __future__ import annotations
@@ -18,6 +20,22 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable
 from typing import Any
+
+from os_onboard.exceptions import CloudError
+
+
+class TemporaryCloudError(CloudError):
+    """The service did not answer or answered 5xx: retrying later may work."""
+
+    temporary = True
+
+
+class VolumeWentToError(CloudError):
+    """A volume os-onboard waited for reached an error status instead."""
+
+    def __init__(self, volume_id: str, status: str) -> None:
+        super().__init__(f"volume {volume_id} went to {status}; see cinder-volume's log")
+        self.volume_id, self.status = volume_id, status
 
 
 class Cloud(abc.ABC):
@@ -175,8 +193,9 @@ class Cloud(abc.ABC):
                     ) -> dict:
         """The volume once its status is one of ``statuses``.
 
-        Raises ``VolumeWentToError`` on an ``error*`` status, a temporary
-        CloudError after ``timeout`` seconds, a CloudError if it disappears.
+        Raises :class:`VolumeWentToError` on an ``error*`` status, a
+        :class:`TemporaryCloudError` after ``timeout`` seconds, a CloudError
+        if it disappears.
         """
 
     @abc.abstractmethod

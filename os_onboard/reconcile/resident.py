@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from os_onboard.apply.helper_stream import HelperStream
+from os_onboard.cloud.helper_stream import HelperStream
 from os_onboard.exceptions import NovaHelperError
 
 T = TypeVar("T")

@@ -2,7 +2,8 @@
 
 import json
 
-from os_onboard.cloud.openstack import _pages, _port_json
+from os_onboard.cloud.openstack.rest import pages as _pages
+from os_onboard.cloud.openstack.rest import port_json as _port_json
 
 
 class _Response:

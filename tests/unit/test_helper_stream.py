@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from os_onboard.apply.helper_stream import HelperStream
+from os_onboard.cloud.helper_stream import HelperStream
 from os_onboard.exceptions import NovaHelperError
 
 EXTRAS = Path(__file__).resolve().parents[2] / "extras" / "nova"

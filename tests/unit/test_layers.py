@@ -14,8 +14,8 @@ SEAMS = {
     "pyVim": {"os_onboard/discovery/vsphere/api.py"},
     "cliff": {"os_onboard/cli/"},
     "sqlalchemy": {"os_onboard/state/"},
-    "openstack": {"os_onboard/cloud/openstack.py"},
-    "keystoneauth1": {"os_onboard/cloud/openstack.py"},
+    "openstack": {"os_onboard/cloud/openstack/"},
+    "keystoneauth1": {"os_onboard/cloud/openstack/"},
 }
 # no I/O libraries at all: the planner gets a CloudView (plain data), not a connection
 PURE = ("os_onboard/inventory/", "os_onboard/mapping/", "os_onboard/plan/")
