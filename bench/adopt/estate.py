@@ -5,7 +5,7 @@ never opened: only its path is recorded) and one NIC on the Linux bridge
 ``br-bench`` with a unique MAC and a static IPv4 address recorded in the
 domain metadata (os-onboard's namespace), as a statically configured guest
 carries it. Power states repeat running x7, paused, shut off x2, like
-``os_onboard.discovery.libvirt.testnode``.
+``os_onboard.drivers.libvirt.testnode``.
 
 The test driver reports the hostname of the process that opens the file
 (``virGetHostname``), so the benchmark runs in its own UTS namespace whose

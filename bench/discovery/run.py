@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     lv_pid = listener_pid(int(lv_port)) if lv_host in ("127.0.0.1", "localhost") else None
 
-    from os_onboard.discovery.libvirt.testnode import write_estate
+    from os_onboard.drivers.libvirt.testnode import write_estate
 
     started = time.monotonic()
     load = Path("/proc/loadavg").read_text().split()[:3]

@@ -9,7 +9,7 @@ lab/vsphere/main.go by lab/lib/vsphere.sh) on a free 127.0.0.1 port with a
 model of --hosts standalone ESXi hosts x --vms-per-host VMs, then runs each
 mode in a fresh interpreter, so peak RSS is per mode:
 
-* ours: ``VsphereDiscovery.discover()`` -- one PropertyCollector over a
+* ours: ``VsphereInventory.discover()`` -- one PropertyCollector over a
   ContainerView, ``RetrievePropertiesEx`` paged, only the paths needed;
 * naive: the loop people write first -- list the VMs, then per VM read
   ``vm.config``, ``vm.runtime``, ``vm.guest``, the host, resource pool and
@@ -101,10 +101,10 @@ class Simulator:
 
 
 def mode_ours(uri: str) -> dict:
-    from os_onboard.discovery.vsphere.driver import VsphereDiscovery
+    from os_onboard.drivers.vsphere.driver import VsphereInventory
 
     started = time.monotonic()
-    host = VsphereDiscovery(uri).discover()
+    host = VsphereInventory(uri).discover()
     wall = time.monotonic() - started
     return {"vms": len(host.vms), "wall_s": wall, "problems": len(host.problems),
             "disks": sum(len(v.disks) for v in host.vms),

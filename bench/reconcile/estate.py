@@ -1,7 +1,7 @@
 """The simulated estate of the reconcile benchmark, both sides from one source.
 
 The hypervisor side is bench/discovery's: libvirt test-driver node files
-written by :func:`os_onboard.discovery.libvirt.testnode.write_estate` (per
+written by :func:`os_onboard.drivers.libvirt.testnode.write_estate` (per
 host 7 VMs running, 1 paused, 2 shut off; a root disk ``vda``, a data disk
 ``sda`` and one NIC each). The OpenStack side is what an adoption of those VMs
 would have recorded (a Nova server with os-onboard's marker, a Neutron port
@@ -32,7 +32,7 @@ import uuid as uuidlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-from os_onboard.discovery.libvirt.testnode import domain_xml
+from os_onboard.drivers.libvirt.testnode import domain_xml
 from os_onboard.plan.model import MARKER_KEY
 
 STATUS = {"1": "ACTIVE", "3": "PAUSED", "5": "SHUTOFF"}  # test:runstate -> Nova status

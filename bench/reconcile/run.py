@@ -105,7 +105,7 @@ def print_requests(stats: dict, indent: str = "    ") -> None:
 
 
 def run_pass_part(args: argparse.Namespace) -> bool:
-    from os_onboard.discovery.libvirt.testnode import write_estate
+    from os_onboard.drivers.libvirt.testnode import write_estate
 
     lv_host, lv_port = args.libvirtd.rsplit(":", 1)
     try:

@@ -15,18 +15,20 @@ is chosen so that Nova never acts on the guest:
    unmanaged. Never an attachment delete: it calls the driver's
    terminate_connection, which on iSCSI/FC tears down the export the running
    guest still reads.
-5. The instance directory link, unless the domain now uses that directory
-   (after a Nova rebuild its disk path *is* the link).
+5. The host-side records of the VM's driver (libvirt: the instance
+   directory link, unless the domain now uses that directory — after a Nova
+   rebuild its disk path *is* the link).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from os_onboard.apply.steps import DISK_KEY, PORT_DESCRIPTION
 from os_onboard.cloud.nova_helper import run_helper
 from os_onboard.cloud.openstack import OpenStackCloud
+from os_onboard.drivers.adoption import Adoption, HostOptions, HostTarget
+from os_onboard.drivers.registry import available_drivers, driver_for
 from os_onboard.exceptions import CloudError, OnboardError
 from os_onboard.inventory.models import Vm
 from os_onboard.plan.model import MARKER_KEY
@@ -42,15 +44,19 @@ class Release:
 
 
 def unmanage(cloud: OpenStackCloud, uuid: str, *, host: str | None,
-             instances_path: str | None, nova_python: str | None = None,
+             host_uri: str | None = None, host_options: HostOptions | None = None,
+             nova_python: str | None = None,
              nova_config: list[str] | None = None, live_vm: Vm | None = None,
              volumes: list[dict] | None = None) -> Release:
     """Remove os-onboard's records of one VM. Idempotent; raises nothing per record.
 
     :param host: the nova-compute host (when the server is already gone from
         Nova's API, the helper still needs a cell to look in).
-    :param live_vm: the VM as discovered now, to tell whether the domain uses
-        the instance directory.
+    :param host_uri: the hypervisor the VM is on, whose driver releases its
+        host-side records (None: not known; every driver releases its own).
+    :param host_options: the drivers' settings (libvirt's instances_path, …).
+    :param live_vm: the VM as discovered now (e.g. whether the domain uses the
+        instance directory libvirt's adoption linked).
     :param volumes: Cinder's volume list, when the caller releases many VMs
         (one listing for all of them); listed here when not given.
     """
@@ -87,35 +93,18 @@ def unmanage(cloud: OpenStackCloud, uuid: str, *, host: str | None,
             cloud.unmanage_volume(volume["id"])
             out.removed.append(f"volume {volume['id']} (unmanaged; the backend keeps "
                                f"{volume['name']!r} under Cinder's name)")
-        out.removed.extend(_instance_dir(instances_path, uuid, live_vm, out))
+        target = HostTarget(uuid=uuid, name=out.name, host_uri=host_uri or "")
+        for adoption in _adoptions(host_uri):
+            removed, kept = adoption.release(target, live_vm, host_options or {})
+            out.removed.extend(removed)
+            out.kept.extend(kept)
     except OnboardError as exc:
         out.error = str(exc)
     return out
 
 
-def _instance_dir(instances_path: str | None, uuid: str, live_vm: Vm | None,
-                  out: Release) -> list[str]:
-    if not instances_path:
-        return []
-    directory = os.path.join(instances_path, uuid)
-    if not os.path.isdir(directory):
-        return []
-    used = (live_vm is not None and any(
-        (d.source or "").startswith(directory + os.sep) for d in live_vm.disks)) or (
-        live_vm is not None and any((p or "").startswith(directory + os.sep)
-                                    for p in (live_vm.boot.kernel, live_vm.boot.initrd)))
-    if used:
-        out.kept.append(f"{directory} (the domain now runs from it: Nova rebuilt it)")
-        return []
-    removed = []
-    for name in ("disk", "disk.info"):
-        path = os.path.join(directory, name)
-        if os.path.islink(path) or (name == "disk.info" and os.path.exists(path)):
-            os.unlink(path)
-            removed.append(path)
-    try:
-        os.rmdir(directory)
-        removed.append(directory)
-    except OSError:
-        out.kept.append(f"{directory} (not empty)")
-    return removed
+def _adoptions(host_uri: str | None) -> list[Adoption]:
+    """The driver of ``host_uri``; every adoption-capable driver when the host is not
+    known (a VM named by UUID only): each releases only what it holds for that UUID."""
+    drivers = [driver_for(host_uri)] if host_uri else list(available_drivers().values())
+    return [d.adoption for d in drivers if d.adoption is not None]

@@ -8,8 +8,10 @@ process that serves every chunk (Nova's imports cost seconds, paid once,
 while the first ports are made); then Placement (bulk). While one chunk is
 in Nova, the next one's ports are made. A first attempt of a step goes in
 bulk; a resumed one, or one whose bulk request failed, goes alone with a
-look-up first. A VM whose step fails stops there (its later steps are not
-attempted) and the others go on; a rerun resumes every VM from its journal.
+look-up first. A step whose error is temporary (``OnboardError.temporary``)
+is tried again in place, with backoff, as a resume. A VM whose step fails
+stops there (its later steps are not attempted) and the others go on; a
+rerun resumes every VM from its journal.
 
 Safety checks before any write:
 
@@ -38,9 +40,10 @@ from os_onboard.apply import steps as ex
 from os_onboard.cloud.helper_stream import HelperStream
 from os_onboard.cloud.nova_helper import run_helper
 from os_onboard.discovery.runner import discover_hosts
-from os_onboard.exceptions import ConfigError, OnboardError, StateStoreError
+from os_onboard.exceptions import ConfigError, OnboardError, StalePlanError, StateStoreError
 from os_onboard.plan.cloudview import CloudView, Scope
 from os_onboard.plan.model import Op, Plan, SharedKind, SharedStep, Step, StepKind, VmPlan
+from os_onboard.retry import retry_temporary
 from os_onboard.state.journal import Journal, StepState
 
 SHARED = ""  # the journal's vm_uuid of shared steps
@@ -51,10 +54,9 @@ BULK_SMALLEST = 10  # below that, more requests in parallel do not pay
 PIPELINE_CHUNK = 10
 PORT_REQUESTS_IN_FLIGHT = 2
 BULK_ALLOCATIONS = 100
-
-
-class StalePlanError(ConfigError):
-    """The plan no longer matches OpenStack; make a new one."""
+#: Tries of a step that fails with a temporary error, and the first delay (s).
+STEP_ATTEMPTS = 3
+STEP_RETRY_FIRST = 1.0
 
 
 @dataclass
@@ -158,11 +160,7 @@ class Applier:
                 self._done += len(vm.steps)
         if not todo:
             return list(self.outcomes.values())
-        if not self.env.libvirt_config_dirs and any(
-                s.kind is StepKind.DOMAIN_DEFINITION for v in todo for s in v.steps):
-            raise ConfigError("Cinder will rename volumes of VMs in this plan: give every "
-                              "host's libvirt config dir (--libvirt-config-dir, env "
-                              "OS_ONBOARD_LIBVIRT_CONFIG_DIRS) for the rename map")
+        self._check_host_options(todo)
         self._recheck_hypervisors(todo)
         todo = [v for v in todo if self.outcomes[v.uuid].status == "pending"]
         self._run_shared()
@@ -281,7 +279,10 @@ class Applier:
         resume = state is not None
         self._record(vm.uuid, key, "started")
         try:
-            result = fn(resume)
+            # A temporary error (a service down, an answer lost) is retried here
+            # with backoff, as a resume: the lost answer may hide a record made.
+            result = retry_temporary(lambda attempt: fn(resume or attempt > 1),
+                                     f"{vm.name} {key}", STEP_ATTEMPTS, STEP_RETRY_FIRST)
         except OnboardError as exc:
             self._fail(vm, key, str(exc))
             return False
@@ -430,12 +431,9 @@ class Applier:
             elif step.kind is StepKind.VOLUME:
                 ok = self._execute(vm, step.key,
                                    lambda r, s=step: ex.ensure_volume(self.env, vm, s, self.when))
-            elif step.kind is StepKind.DOMAIN_DEFINITION:
-                ok = self._execute(vm, step.key, lambda r: ex.ensure_domain_definition(
-                    self.env, vm, self._results(vm)))
-            elif step.kind is StepKind.INSTANCE_DIR:
-                ok = self._execute(vm, step.key,
-                                   lambda r, s=step: ex.ensure_instance_dir(self.env, vm, s))
+            elif step.kind is StepKind.HOST:
+                ok = self._execute(vm, step.key, lambda r, s=step: ex.ensure_host_step(
+                    self.env, vm, s, self._results(vm)))
             else:
                 continue
             if not ok:
@@ -443,18 +441,28 @@ class Applier:
                     self._renames_so_far(vm)
                 return
 
+    def _check_host_options(self, todo: list[VmPlan]) -> None:
+        """Each driver refuses, before anything is written, host steps it lacks settings for."""
+        by_host: dict[str, tuple[VmPlan, set[str]]] = {}
+        for vm in todo:
+            _first, keys = by_host.setdefault(vm.host_uri, (vm, set()))
+            keys.update(s.key for s in vm.steps if s.kind is StepKind.HOST)
+        for first, keys in by_host.values():
+            if keys:
+                ex.adoption_of(first).check_options(keys, self.env.host_options)
+
     def _renames_so_far(self, vm: VmPlan) -> None:
         """A volume failed after Cinder managed (and renamed) others of the VM:
         the rename map and the persistent definition follow those now, so the
         VM stays restartable whether the operator resumes or rolls back. The
         step itself stays undone; the rerun makes it whole."""
         try:
-            done = ex.ensure_domain_definition(self.env, vm, self._results(vm))
+            done = ex.volumes_managed(self.env, vm, self._results(vm))
         except OnboardError as exc:
             self.outcomes[vm.uuid].detail += (
                 f"; the renames of its managed volumes are not recorded yet: {exc}")
             return
-        if done["renames"]:
+        if done.get("renames"):
             self.outcomes[vm.uuid].detail += (
                 "; the volumes Cinder renamed so far are in the rename map and the "
                 "persistent definition")

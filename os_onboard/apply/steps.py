@@ -10,14 +10,15 @@ unmanage.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from os_onboard.cloud.nova_helper import run_cinder_helper
-from os_onboard.cloud.openstack import OpenStackCloud, VolumeWentToError
-from os_onboard.exceptions import CloudError, ConfigError, NovaHelperError
+from os_onboard.cloud.openstack import OpenStackCloud
+from os_onboard.drivers.adoption import Adoption, HostTarget
+from os_onboard.drivers.registry import driver_for
+from os_onboard.exceptions import CloudError, ConfigError, NovaHelperError, VolumeWentToError
 from os_onboard.plan.model import MARKER_KEY, Step, StepKind, VmPlan
 
 #: Volume metadata key naming the disk a volume was adopted from.
@@ -30,8 +31,8 @@ class ApplyEnv:
     """What executors need beyond the plan: the cloud and where things are."""
 
     cloud: OpenStackCloud
-    instances_path: str | None = None
-    libvirt_config_dirs: list[str] = field(default_factory=list)  # every host's, for the map
+    #: the drivers' settings (e.g. libvirt's instances_path, libvirt_config_dirs)
+    host_options: dict[str, Any] = field(default_factory=dict)
     availability_zone: str = "nova"
     hypervisors: dict[str, dict] = field(default_factory=dict)  # node -> hypervisor
     shared: dict[str, dict] = field(default_factory=dict)        # shared key -> result
@@ -228,57 +229,28 @@ def vm_user(env: ApplyEnv, vm: VmPlan) -> str:
     return (server.params["user_id"] if server else None) or env.default_user_id
 
 
-def ensure_domain_definition(env: ApplyEnv, vm: VmPlan, results: dict[str, dict]) -> dict:
-    """Close the rename trap (see os_onboard.hostside): map first, then the definition."""
-    from os_onboard.hostside.persistent import apply_renames
-
-    # Both the name the live domain shows and the one its persistent definition
-    # may name after an earlier adoption map to the name Cinder gave it now.
-    renames = {old: r["renamed_to"] for key, r in results.items()
-               if key.startswith("volume:") and r.get("renamed_to")
-               for old in r.get("renamed_from") or [] if old != r["renamed_to"]}
-    if not renames:
-        return {"renames": {}, "redefined": False}
-    if not env.libvirt_config_dirs:
-        raise ConfigError("Cinder renamed this VM's volumes: give every host's libvirt "
-                          "config dir (--libvirt-config-dir) so the rename map can be written")
-    changed = apply_renames(vm.host_uri, vm.uuid, renames, env.libvirt_config_dirs)
-    return {"renames": renames, "redefined": changed}
+def adoption_of(vm: VmPlan) -> Adoption:
+    """The adoption capability of the driver of the VM's host."""
+    driver = driver_for(vm.host_uri)
+    if driver.adoption is None:
+        raise ConfigError(f"os-onboard's {driver.name} driver cannot adopt VMs")
+    return driver.adoption
 
 
-def ensure_instance_dir(env: ApplyEnv, vm: VmPlan, step: Step) -> dict:
-    """<instances_path>/<uuid>/disk -> the legacy root file, and disk.info.
+def host_target(vm: VmPlan) -> HostTarget:
+    return HostTarget(uuid=vm.uuid, name=vm.name, host_uri=vm.host_uri)
 
-    Nova's libvirt driver rebuilds a domain (stop/start, hard reboot) with
-    its root disk at that path; finding it there, it keeps it instead of
-    creating a blank overlay. A link is a new file beside the legacy disk;
-    the disk itself is not opened or changed.
-    """
-    if not env.instances_path:
-        raise ConfigError("this VM's root disk is a local file: give --instances-path "
-                          "(nova-compute's [DEFAULT] instances_path)")
-    p = step.params
-    directory = os.path.join(env.instances_path, vm.uuid)
-    link = os.path.join(directory, "disk")
-    info_path = os.path.join(directory, "disk.info")
-    try:  # an OSError (e.g. instances_path not writable) fails this VM, not the apply
-        os.makedirs(directory, exist_ok=True)
-        if os.path.islink(link):
-            if os.readlink(link) != p["source"]:
-                raise ConfigError(f"{link} already points to {os.readlink(link)}, not "
-                                  f"{p['source']}")
-        elif os.path.exists(link):
-            raise ConfigError(f"{link} exists and is not os-onboard's link; refusing to "
-                              "replace it")
-        else:
-            os.symlink(p["source"], link)
-        tmp = f"{info_path}.tmp"
-        with open(tmp, "w") as fh:
-            json.dump({link: p["format"]}, fh)
-        os.replace(tmp, info_path)
-    except OSError as exc:
-        raise ConfigError(f"instance directory {directory}: {exc}") from exc
-    return {"directory": directory, "link": link, "target": p["source"]}
+
+def ensure_host_step(env: ApplyEnv, vm: VmPlan, step: Step, results: dict[str, dict]) -> dict:
+    """A hypervisor-side step, run by the host's driver (named in the plan)."""
+    return adoption_of(vm).execute(step.key, host_target(vm), step.params, results,
+                                   env.host_options)
+
+
+def volumes_managed(env: ApplyEnv, vm: VmPlan, results: dict[str, dict]) -> dict:
+    """Tell the host's driver which volumes Cinder managed so far (e.g. renamed)."""
+    volumes = {k: r for k, r in results.items() if k.startswith("volume:")}
+    return adoption_of(vm).volumes_managed(host_target(vm), volumes, env.host_options)
 
 
 def server_item(env: ApplyEnv, vm: VmPlan, step: Step, results: dict[str, dict],
@@ -337,7 +309,7 @@ def ensure_allocation(env: ApplyEnv, vm: VmPlan, flavor: dict, project_id: str,
                                       None)
             return {"provider": provider, "resources": resources}
         except CloudError as exc:
-            if getattr(exc, "status_code", None) != 409:
+            if exc.status_code != 409:
                 raise
     current = env.cloud.allocations(vm.uuid)
     mine = (current.get("allocations") or {}).get(provider, {}).get("resources")

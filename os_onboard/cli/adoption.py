@@ -18,8 +18,8 @@ from os_onboard.cli.common import state_store, with_epilog
 from os_onboard.cli.progress import ProgressBar
 from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.discovery.runner import discover_hosts
+from os_onboard.drivers.registry import available_drivers
 from os_onboard.exceptions import ConfigError, StateStoreError
-from os_onboard.hostside import renamemap
 from os_onboard.mapping.model import load_mapping
 from os_onboard.plan.builder import build_plan, read_cloud_view
 from os_onboard.plan.render import render_plan
@@ -106,6 +106,21 @@ def config_dirs(parsed_args: Any) -> list[str]:
         d for d in os.environ.get(CONFIG_DIRS_ENV, "").split(":") if d]
 
 
+def host_options(parsed_args: Any) -> dict[str, Any]:
+    """The drivers' settings from the command line (libvirt's, today)."""
+    return {"instances_path": getattr(parsed_args, "instances_path", None),
+            "libvirt_config_dirs": config_dirs(parsed_args)}
+
+
+def current_names(options: dict[str, Any]) -> dict[str, str]:
+    """Every adoption-capable driver's renamed disk sources (old -> current name)."""
+    names: dict[str, str] = {}
+    for driver in available_drivers().values():
+        if driver.adoption is not None:
+            names.update(driver.adoption.current_names(options))
+    return names
+
+
 def cloud(app: Any) -> OpenStackCloud:
     """The cloud of --os-cloud / OS_CLOUD (clouds.yaml), as the openstack CLI does."""
     return OpenStackCloud(getattr(app.options, "cloud", None) or os.environ.get("OS_CLOUD"))
@@ -136,7 +151,7 @@ class MakePlan(Command):
         snapshot_id, inventory = store.load_snapshot(parsed_args.snapshot)
         mapping = load_mapping(parsed_args.mapping)
         view = read_cloud_view(cloud(self.app), mapping)
-        renames = renamemap.load_all(config_dirs(parsed_args))
+        renames = current_names(host_options(parsed_args))
         plan = build_plan(inventory, snapshot_id, view, mapping,
                           only=set(parsed_args.vm) or None,
                           mapping_file=os.path.abspath(parsed_args.mapping), renames=renames)
@@ -176,8 +191,7 @@ class ApplyPlan(Lister):
         options = ApplyOptions(parallel=parsed_args.parallel,
                                nova_python=parsed_args.nova_python,
                                nova_config=parsed_args.nova_config)
-        env = ApplyEnv(cloud=cloud(self.app), instances_path=parsed_args.instances_path,
-                       libvirt_config_dirs=config_dirs(parsed_args))
+        env = ApplyEnv(cloud=cloud(self.app), host_options=host_options(parsed_args))
         bar = ProgressBar(f"apply {plan_id}")
         with apply_lock(store.url):
             try:
@@ -225,7 +239,8 @@ class Unmanage(Lister):
         targets = [known.get(name, (name, None)) for name in parsed_args.vms]
         # Each host read once, now (read-only): where the VMs run and what they use.
         now = discover_hosts(sorted({uri for _, uri in targets if uri}))
-        live = {vm.uuid: (host.host.hostname, vm) for host in now.hosts for vm in host.vms}
+        live = {vm.uuid: (host.host.hostname, vm, host.host.uri) for host in now.hosts
+                for vm in host.vms}
         hostnames = {host.host.uri: host.host.hostname for host in now.hosts}
         rows = []
         failed = False
@@ -233,10 +248,10 @@ class Unmanage(Lister):
             volumes = connection.volumes()  # once for all the VMs named
             for name, (uuid, uri) in zip(parsed_args.vms, targets, strict=True):
                 # where it runs now, else the host the snapshot saw it on
-                hostname, vm = live.get(uuid, (hostnames.get(uri or ""), None))
+                hostname, vm, uri = live.get(uuid, (hostnames.get(uri or ""), None, uri))
                 host = parsed_args.host or hypervisors.get(hostname or "")
-                result = unmanage(connection, uuid, host=host,
-                                  instances_path=parsed_args.instances_path,
+                result = unmanage(connection, uuid, host=host, host_uri=uri,
+                                  host_options=host_options(parsed_args),
                                   nova_python=parsed_args.nova_python,
                                   nova_config=parsed_args.nova_config, live_vm=vm,
                                   volumes=volumes)

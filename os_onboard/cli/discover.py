@@ -12,9 +12,9 @@ from cliff.lister import Lister
 from os_onboard.cli.common import add_view_option, state_store, with_epilog
 from os_onboard.cli.progress import ProgressBar
 from os_onboard.cli.views import VIEWS
-from os_onboard.discovery.base import DiscoveryOptions
 from os_onboard.discovery.runner import RunOptions, discover_hosts
 from os_onboard.discovery.targets import load_hosts_file
+from os_onboard.drivers.base import DiscoveryOptions
 from os_onboard.exceptions import ConfigError
 from os_onboard.inventory import dump_inventory
 

@@ -7,7 +7,11 @@ from typing import Any
 from cliff.lister import Lister
 
 from os_onboard.cli.common import with_epilog
-from os_onboard.hostside.install import hook_path, install_migrate_hook, uninstall_migrate_hook
+from os_onboard.drivers.libvirt.hostwrite.install import (
+    hook_path,
+    install_migrate_hook,
+    uninstall_migrate_hook,
+)
 
 EPILOG = """\
 Cinder's manage renames a volume's backend object (RBD image -> volume-<id>)

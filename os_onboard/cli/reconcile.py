@@ -12,12 +12,11 @@ from typing import Any
 from cliff.command import Command
 from cliff.lister import Lister
 
-from os_onboard.cli.adoption import add_cloud_options, cloud, config_dirs
+from os_onboard.cli.adoption import add_cloud_options, cloud, current_names, host_options
 from os_onboard.cli.common import state_store, with_epilog
 from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import CloudError, ConfigError
-from os_onboard.hostside import renamemap
 from os_onboard.mapping.model import load_mapping
 from os_onboard.reconcile.loop import PassReport, watch
 from os_onboard.reconcile.passes import PassResult, Stores, reconcile_pass
@@ -26,7 +25,10 @@ from os_onboard.reconcile.policy import ADOPT, POLICIES, Policies, parse_policie
 from os_onboard.reconcile.records import adopted_servers
 from os_onboard.reconcile.resident import ResidentHelpers, Reused
 from os_onboard.reconcile.tolerate import Context, Tolerator
-from os_onboard.state.journal import AuditLog, DriftQueue, Journal, RecordsCache
+from os_onboard.state.audit import AuditLog
+from os_onboard.state.drift_queue import DriftQueue
+from os_onboard.state.journal import Journal
+from os_onboard.state.records_cache import RecordsCache
 
 EPILOG = """\
 Level-triggered: each pass reads the hypervisors (read-only) and the records
@@ -120,13 +122,11 @@ class Kept:
 
 def _context(parsed_args: Any, connection: OpenStackCloud, hypervisors: list[dict],
              inventory: Any, audit: AuditLog) -> Context:
-    dirs = config_dirs(parsed_args)
-    renames = renamemap.load_all(dirs)
+    options = host_options(parsed_args)
     return Context(cloud=connection, hypervisors=hypervisors, inventory=inventory,
                    mapping=load_mapping(parsed_args.mapping) if parsed_args.mapping else None,
                    nova_python=parsed_args.nova_python, nova_config=parsed_args.nova_config,
-                   libvirt_config_dirs=dirs, renames=renames,
-                   instances_path=parsed_args.instances_path,
+                   host_options=options, renames=current_names(options),
                    seen_since=lambda uuid, kind, after: _seen_since(audit, uuid, kind, after),
                    shutdown_grace=parsed_args.shutdown_grace)
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from os_onboard.discovery.base import DiscoveryOptions
-from os_onboard.discovery.loader import driver_for
+from os_onboard.drivers.base import DiscoveryOptions
+from os_onboard.drivers.registry import driver_for
 from os_onboard.exceptions import ConfigError, OnboardError
 from os_onboard.inventory.conflicts import find_conflicts
 from os_onboard.inventory.leases import join_leases_across_hosts
@@ -26,7 +26,6 @@ from os_onboard.inventory.models import (
     Host,
     HostInventory,
     HostStatus,
-    HypervisorKind,
     Inventory,
     Problem,
     Severity,
@@ -106,7 +105,7 @@ def discover_hosts(uris: Iterable[str], options: RunOptions | None = None,
 
 def _read_one(uri: str, driver_cls: type, options: RunOptions) -> HostInventory:
     try:
-        return driver_cls(uri, options.discovery).discover()
+        return driver_cls.inventory(uri, options.discovery).discover()
     except OnboardError as exc:
         return _unreachable(uri, str(exc))
     except Exception as exc:  # a driver bug must not stop the other hosts
@@ -136,9 +135,9 @@ def _unreachable(uri: str, message: str, code: str = "host-unreachable") -> Host
     uri_shown = redact_uri(uri)
     message = message.replace(uri, uri_shown)
     try:
-        kind = HypervisorKind(driver_for(uri).name)
-    except (ConfigError, ValueError):
-        kind = HypervisorKind.LIBVIRT
+        kind = driver_for(uri).name
+    except ConfigError:
+        kind = "unknown"
     return HostInventory(
         host=Host(uri=uri_shown, kind=kind),
         status=HostStatus.UNREACHABLE,

@@ -25,11 +25,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class HypervisorKind(StrEnum):
-    LIBVIRT = "libvirt"
-    VSPHERE = "vsphere"
-
-
 class PowerState(StrEnum):
     """Power state as Nova would name it, mapped from the hypervisor's."""
 
@@ -66,7 +61,8 @@ class Problem(_Model):
 
 class Host(_Model):
     uri: str
-    kind: HypervisorKind
+    kind: str = Field(description="hypervisor kind: the name of the driver that read it "
+                                  "(libvirt, vsphere, …)")
     hostname: str | None = None
     uuid: str | None = Field(default=None, description="host UUID (SMBIOS or libvirt host_uuid)")
     hypervisor: str | None = Field(default=None, description="e.g. QEMU, Test, VMware ESX")

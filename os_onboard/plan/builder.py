@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from os_onboard.drivers.adoption import Adoption, HostStep
+from os_onboard.drivers.registry import driver_named
 from os_onboard.exceptions import ConfigError, ResolutionError
 from os_onboard.inventory.models import Disk, HostInventory, Inventory, Nic, PowerState, Vm
 from os_onboard.mapping.model import Mapping
@@ -31,17 +33,9 @@ from os_onboard.plan.model import (
     StepKind,
     VmPlan,
 )
+from os_onboard.plan.nova_states import NOVA_STATES, UNRECORDABLE
 
 GIB = 1024**3
-
-#: libvirt power state -> (Nova vm_state, Nova power_state). Anything else is
-#: blocked: recording a state Nova would "correct" powers the guest off
-#: (_sync_instance_power_state force-stops a running VM recorded as stopped).
-NOVA_STATES = {
-    PowerState.RUNNING: ("active", 1),
-    PowerState.PAUSED: ("paused", 3),
-    PowerState.SHUTOFF: ("stopped", 4),
-}
 
 #: The placeholder image of image-backed adopted servers (never booted from:
 #: the instance directory links to the legacy disk).
@@ -67,7 +61,7 @@ def build_plan(inventory: Inventory, snapshot_id: int, cloud: CloudView, mapping
                renames: dict[str, str] | None = None) -> Plan:
     """The plan for every VM of ``inventory`` (or those named in ``only``).
 
-    :param renames: the hosts' rename maps (``os_onboard.hostside.renamemap``):
+    :param renames: the hosts' rename maps (``os_onboard.drivers.libvirt.hostwrite.renamemap``):
         a disk whose source an earlier adoption had Cinder rename is resolved
         under its current name (the live domain still shows the old one).
     :raises ConfigError: a backend of the mapping has no usable resolver.
@@ -160,13 +154,17 @@ def _plan_vm(ctx: _Context, host: HostInventory, vm: Vm) -> VmPlan:
     # Shared records (flavors, images, networks) a VM would need count only if
     # the VM is adopted: a blocked VM must not leave a flavor behind.
     shared_before = {k: v.model_copy(deep=True) for k, v in ctx.shared.items()}
-    port_steps = [s for nic in vm.nics if (s := _port_step(ctx, vm, nic, plan))]
-    root, volume_steps, dir_steps = _disk_steps(ctx, host, vm, plan)
+    adoption = _adoption(host, blocked)
+    port_steps = [s for nic in vm.nics if (s := _port_step(ctx, vm, nic, plan, adoption))]
+    root, volume_steps, dir_steps = _disk_steps(ctx, host, vm, plan, adoption)
     flavor_key = _flavor(ctx, vm, root, owner.project if owner else None, project_id, plan)
     images = _images(ctx, vm, root)
-    vm_state, power = NOVA_STATES.get(vm.power_state, ("error", 0))
-    plan.rebuild_changes.extend(_rebuild_changes(vm, root))
-    plan.notes.extend(_live_migration_limits(vm))
+    vm_state, power = NOVA_STATES.get(vm.power_state, UNRECORDABLE)
+    outline = adoption.outline(vm, root, [s.params["source"] for s in volume_steps]) \
+        if adoption else None
+    if outline:
+        plan.rebuild_changes.extend(outline.rebuild_changes)
+        plan.notes.extend(outline.notes)
     if blocked:
         plan.op = Op.BLOCKED
         ctx.shared = shared_before
@@ -176,7 +174,8 @@ def _plan_vm(ctx: _Context, host: HostInventory, vm: Vm) -> VmPlan:
                           f"{vm_state}, flavor {flavor_key.split(':', 1)[1]}",
                   params={"name": vm.name, "project_id": project_id, "user_id": user_id,
                           "flavor": flavor_key, "images": images, "vm_state": vm_state,
-                          "power_state": power, "system_metadata": _sysmeta(vm, root),
+                          "power_state": power,
+                          "system_metadata": outline.system_metadata if outline else {},
                           "root_device_name": f"/dev/{root.target}" if root else None,
                           "root_kind": _root_kind(root, volume_steps),
                           "launched_at": None})
@@ -186,26 +185,38 @@ def _plan_vm(ctx: _Context, host: HostInventory, vm: Vm) -> VmPlan:
                       params={"project_id": project_id, "user_id": user_id})
     cache = Step(kind=StepKind.NETWORK_CACHE, key="network-cache", op=Op.CREATE,
                  summary="Nova network info cache rebuilt from the ports", params={})
-    definition = []
-    if any(s.params["source"] for s in volume_steps):
-        definition.append(Step(
-            kind=StepKind.DOMAIN_DEFINITION, key="domain-definition", op=Op.CREATE,
-            summary="hypervisor-side: the persistent definition names the volume(s) as "
-                    "Cinder renamed them (the live domain is untouched), and each host's "
-                    "rename map lets a plain 'virsh migrate' follow",
-            params={"sources": [s.params["source"] for s in volume_steps]}))
-    plan.steps = [*port_steps, *volume_steps, *definition, *dir_steps, server, allocation,
+    host_steps = [_host_step(h) for h in outline.steps] if outline else []
+    plan.steps = [*port_steps, *volume_steps, *host_steps, *dir_steps, server, allocation,
                   cache]
     return plan
 
 
 # -- NICs -----------------------------------------------------------------------
 
-def _port_step(ctx: _Context, vm: Vm, nic: Nic, plan: VmPlan) -> Step | None:
+def _adoption(host: HostInventory, blocked: list[str]) -> Adoption | None:
+    """The driver's adoption capability for this host, or why there is none."""
+    try:
+        adoption = driver_named(host.host.kind).adoption
+    except ConfigError as exc:
+        blocked.append(str(exc))
+        return None
+    if adoption is None:
+        blocked.append(f"os-onboard's {host.host.kind} driver cannot adopt VMs yet "
+                       "(discovery and drift only)")
+    return adoption
+
+
+def _host_step(step: HostStep) -> Step:
+    return Step(kind=StepKind.HOST, key=step.key, op=Op.CREATE, summary=step.summary,
+                params=dict(step.params))
+
+
+def _port_step(ctx: _Context, vm: Vm, nic: Nic, plan: VmPlan,
+               adoption: Adoption | None) -> Step | None:
     mac = nic.mac.lower()
-    if nic.source_kind not in ("network", "bridge"):
-        plan.blocked.append(f"NIC {mac} is {nic.source_kind}: only NICs on a bridge or "
-                            "libvirt network can be bound to a Neutron port here")
+    refusal = adoption.nic_refusal(nic) if adoption else None
+    if refusal:
+        plan.blocked.append(refusal)
         return None
     rule = ctx.mapping.network_for(nic)
     if rule is None:
@@ -304,8 +315,8 @@ def _root_kind(root: Disk | None, volume_steps: list[Step]) -> str:
     return "volume" if any(s.params["target"] == root.target for s in volume_steps) else "local"
 
 
-def _disk_steps(ctx: _Context, host: HostInventory, vm: Vm,
-                plan: VmPlan) -> tuple[Disk | None, list[Step], list[Step]]:
+def _disk_steps(ctx: _Context, host: HostInventory, vm: Vm, plan: VmPlan,
+                adoption: Adoption | None) -> tuple[Disk | None, list[Step], list[Step]]:
     root = _root_disk(vm)
     volumes: list[Step] = []
     dirs: list[Step] = []
@@ -337,13 +348,9 @@ def _disk_steps(ctx: _Context, host: HostInventory, vm: Vm,
                 plan.notes.append(f"{disk.target}: {disk.source} was renamed to {current} by an "
                                   "earlier adoption (rename map); Cinder manages it by that name")
             continue
-        if disk is root and disk.source_kind == "file":
-            dirs.append(Step(
-                kind=StepKind.INSTANCE_DIR, key="instance-dir", op=Op.CREATE,
-                summary=f"link <instances_path>/{vm.uuid}/disk -> {disk.source} "
-                        f"({disk.format}) so a Nova rebuild boots the same disk",
-                params={"source": disk.source, "format": disk.format or "raw",
-                        "kernel": vm.boot.kernel, "initrd": vm.boot.initrd}))
+        kept = adoption.keep_local_root(vm, disk) if adoption and disk is root else None
+        if kept is not None:
+            dirs.append(_host_step(kept))
             continue
         if disk.source_kind == "file" and ctx.mapping.local_disks == "keep":
             plan.rebuild_changes.append(
@@ -416,86 +423,6 @@ def _slug(path: str) -> str:
     import hashlib
 
     return hashlib.sha256(path.encode()).hexdigest()[:10]
-
-
-def _sysmeta(vm: Vm, root: Disk | None) -> dict[str, str]:
-    """``image_*`` system metadata: Nova rebuilds the domain from these."""
-    meta: dict[str, str] = {}
-    if vm.machine_type:
-        meta["image_hw_machine_type"] = vm.machine_type
-    if root is not None and root.bus:
-        meta["image_hw_disk_bus"] = root.bus
-    models = [n.model for n in vm.nics if n.model]
-    if models:
-        meta["image_hw_vif_model"] = models[0]
-    if any(d.bus == "scsi" for d in vm.disks):
-        meta["image_hw_scsi_model"] = "virtio-scsi"
-    if vm.firmware == "uefi":  # Firmware.UEFI (a StrEnum); "efi" is libvirt's spelling
-        meta["image_hw_firmware_type"] = "uefi"
-    if vm.boot.cmdline:
-        meta["image_os_command_line"] = vm.boot.cmdline
-    if vm.guest_os:
-        meta["image_os_distro"] = vm.guest_os
-    return meta
-
-
-def _rebuild_changes(vm: Vm, root: Disk | None) -> list[str]:
-    changes = [f"domain name becomes instance-<id> (UUID {vm.uuid} is kept)",
-               "the serial console log moves to <instances_path>/<uuid>/console.log",
-               "XML elements outside Nova's model (channels, memballoon, tuning, <tcg>) "
-               "take Nova's defaults"]
-    if root is not None and root.identifiers.serial:
-        changes.append(f"root disk {root.target} loses <serial>{root.identifiers.serial}"
-                       "</serial>")
-    for disk in vm.disks:
-        if disk is not root and disk.device == "disk" and (disk.identifiers.serial
-                                                           or disk.identifiers.wwn):
-            changes.append(f"disk {disk.target}: serial becomes the Cinder volume id"
-                           + (", <wwn> is dropped" if disk.identifiers.wwn else ""))
-    for nic in vm.nics:
-        if nic.source_kind == "network":
-            changes.append(f"NIC {nic.mac}: <interface type='network'> on {nic.network} "
-                           f"becomes type='bridge' on {nic.bridge} with a tap named after "
-                           "the port (same MAC)")
-    models = {n.model for n in vm.nics}
-    if len(models) > 1:
-        changes.append(f"NIC models {sorted(m or '?' for m in models)} become one "
-                       "(hw_vif_model)")
-    return changes
-
-
-#: the <driver> attributes that libvirt's migration ABI check compares
-#: (virDomainVirtioOptionsCheckABIStability); Nova writes none of them by default
-_VIRTIO_ABI_OPTIONS = ("iommu", "ats", "packed", "page_per_vq")
-
-
-def _live_migration_limits(vm: Vm) -> list[str]:
-    """Why libvirt would refuse a *Nova* live migration before Nova first rebuilds the domain.
-
-    Nova migrates with its own XML for each NIC (``_update_vif_xml``); libvirt's
-    ABI check then compares it with the running guest's NIC. For a virtio NIC
-    Nova writes ``<driver name='qemu'/>`` under ``virt_type=qemu`` (vhost needs
-    KVM) and no ``<driver>`` under kvm; libvirt refuses a migration where one
-    side has a ``<driver>`` element and the other not ("Target device virtio
-    options don't match the source"). Out-of-band ``virsh migrate`` keeps the
-    guest's own XML and is unaffected.
-    """
-    limits = []
-    nova_writes_driver = vm.virt_type == "qemu"
-    for nic in vm.nics:
-        if nic.model != "virtio" or (nic.driver is None and not nova_writes_driver):
-            continue
-        options = sorted(set(nic.driver or {}) & set(_VIRTIO_ABI_OPTIONS))
-        if (nic.driver is not None) != nova_writes_driver or options:
-            has = (f"<driver {' '.join(f'{k}={v!r}' for k, v in sorted(nic.driver.items()))}/>"
-                   if nic.driver is not None else "no <driver> element")
-            limits.append(
-                f"NIC {nic.mac} has {has} where Nova writes "
-                f"{'<driver name=' + repr('qemu') + '/>' if nova_writes_driver else 'none'} "
-                f"(virt_type {vm.virt_type}): libvirt refuses a Nova live migration until "
-                "Nova first rebuilds the domain (stop/start or hard reboot); an out-of-band "
-                "live migration keeps working and reconcile follows it")
-    return limits
 
 
 def _disk_gb_text(root: Disk | None, volume_steps: list[Step]) -> str:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PLAN_SCHEMA = "1.0"
 
@@ -30,8 +30,7 @@ class StepKind(StrEnum):
 
     PORT = "port"                 # Neutron port with the NIC's MAC and IPs, bound to the host
     VOLUME = "volume"             # Cinder manage + v3 attachment (in-use)
-    DOMAIN_DEFINITION = "domain-definition"  # the rename trap: persistent XML + rename map
-    INSTANCE_DIR = "instance-dir"  # <instances_path>/<uuid>/disk -> the legacy root file
+    HOST = "host"                 # hypervisor-side, by the host's driver (key: which step)
     SERVER = "server"             # Nova records (object layer): instance, BDMs, VIFs, mappings
     ALLOCATION = "allocation"     # Placement allocation on the compute node's provider
     NETWORK_CACHE = "network-cache"  # Nova's info cache rebuilt from Neutron
@@ -60,6 +59,13 @@ class Step(_StepBase):
     """One record of one VM; ``key`` is unique within the VM ('port:52:54:00:0b:01:01')."""
 
     kind: StepKind
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _legacy_host_kinds(cls, value: Any) -> Any:
+        # Plans saved before host steps became the driver's: their kinds were
+        # the libvirt step names (the key still says which step it is).
+        return StepKind.HOST if value in ("domain-definition", "instance-dir") else value
 
 
 class SharedStep(_StepBase):

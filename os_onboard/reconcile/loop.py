@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from os_onboard.discovery.loader import driver_for
+from os_onboard.drivers.registry import driver_for
 from os_onboard.exceptions import OnboardError
 
 LOG = logging.getLogger(__name__)
@@ -53,16 +53,17 @@ class Backoff:
 def _feed(uri: str, stop: threading.Event, wake: Callable[[str], None],
           backoff: Backoff | None = None) -> None:
     backoff = backoff or Backoff(first=1.0, cap=60.0)
-    driver = driver_for(uri)(uri)
+    feed_cls = driver_for(uri).change_feed
+    if feed_cls is None:
+        LOG.info("%s has no change feed: periodic passes only", uri)
+        return
+    feed = feed_cls(uri)
     while not stop.is_set():
         try:
-            for event in driver.watch(stop):
+            for event in feed.watch(stop):
                 backoff.succeeded()
                 wake(" ".join(filter(None, (event.kind.value, event.vm_name, "on", uri))))
             return  # the feed ends only when stop is set
-        except NotImplementedError:
-            LOG.info("%s has no change feed: periodic passes only", uri)
-            return
         except OnboardError as exc:  # e.g. libvirtd not running when the feed starts
             delay = backoff.failed()
             LOG.warning("change feed of %s: %s; reconnecting in %g s", uri, exc, delay)

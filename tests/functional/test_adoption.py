@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from os_onboard.hostside import persistent, renamemap
+from os_onboard.drivers.libvirt.hostwrite import persistent, renamemap
 from tests.functional.lab import (
     REPO,
     HeartbeatMonitor,

@@ -169,7 +169,7 @@ def test_arp_source_failure_is_reported_not_fatal(host_a, running_guests, tmp_pa
 
 
 def test_the_discovery_connection_refuses_mutation(host_a, running_guests, console_log):
-    from os_onboard.discovery.libvirt import api
+    from os_onboard.drivers.libvirt import api
 
     name = running_guests[0]
     with _undisturbed(host_a, [name], console_log):

@@ -1,7 +1,7 @@
 """The libvirt change feed against the lab's real libvirtd and running guests.
 
 ``virsh suspend`` / ``virsh resume`` (plain virsh, a separate read-write
-client) on one lab guest must show up in ``LibvirtDiscovery.watch`` within
+client) on one lab guest must show up in ``LibvirtChangeFeed.watch`` within
 seconds. The guest is resumed in any case; afterwards the same QEMU process
 runs it under the same domain id, and its heartbeat counter went on without
 a restart; the other guests were not touched at all.
@@ -13,8 +13,8 @@ import contextlib
 import threading
 import time
 
-from os_onboard.discovery.base import ChangeKind
-from os_onboard.discovery.libvirt.driver import LibvirtDiscovery
+from os_onboard.drivers.base import ChangeKind
+from os_onboard.drivers.libvirt.driver import LibvirtChangeFeed
 from tests.functional.lab import GuestWitness, HeartbeatMonitor, virsh
 
 PAUSE_S = 2.0
@@ -37,7 +37,7 @@ def test_suspend_and_resume_arrive_as_lifecycle_events(host_a, running_guests, c
     stop, events = threading.Event(), []
 
     def follow():
-        for event in LibvirtDiscovery(host_a).watch(stop):
+        for event in LibvirtChangeFeed(host_a).watch(stop):
             events.append((time.monotonic(), event))
 
     thread = threading.Thread(target=follow, daemon=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from os_onboard.hostside import install, persistent, renamemap
+from os_onboard.drivers.libvirt.hostwrite import install, persistent, renamemap
 from tests.functional.lab import GuestWitness, HeartbeatMonitor, qemu_pid, virsh
 
 NAME = "lab-rt1"

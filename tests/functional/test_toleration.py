@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from os_onboard.hostside import renamemap
+from os_onboard.drivers.libvirt.hostwrite import renamemap
 from tests.functional.lab import (
     REPO,
     HeartbeatMonitor,

@@ -22,8 +22,8 @@ import pytest
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
-from os_onboard.discovery.base import ChangeKind
-from os_onboard.discovery.vsphere.driver import VsphereDiscovery
+from os_onboard.drivers.base import ChangeKind
+from os_onboard.drivers.vsphere.driver import VsphereChangeFeed
 from tests.functional.lab import lab_env
 
 CLI = [str(Path(sys.executable).parent / "os-onboard")]
@@ -216,7 +216,7 @@ def test_vmotion_shows_up_in_the_change_feed(vsphere, si, monkeypatch):
     source = vm.runtime.host
     target = next(h for h in source.parent.host if h != source)
     stop, events, ready = threading.Event(), [], threading.Event()
-    driver = VsphereDiscovery(uri)
+    driver = VsphereChangeFeed(uri)
 
     def follow():
         feed = driver.watch(stop)

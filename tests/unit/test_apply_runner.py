@@ -18,8 +18,8 @@ from os_onboard.apply import release, runner, steps
 from os_onboard.apply.runner import Applier, ApplyOptions, StalePlanError, apply_lock
 from os_onboard.apply.steps import DISK_KEY, ApplyEnv
 from os_onboard.cloud.openstack import TemporaryCloudError, VolumeWentToError
+from os_onboard.drivers.libvirt.hostwrite import persistent
 from os_onboard.exceptions import CloudError, NovaHelperError, StateStoreError
-from os_onboard.hostside import persistent
 from os_onboard.inventory.models import (
     AddressSource,
     Disk,
@@ -364,8 +364,9 @@ class World:
             build_plan(self.planned, 1, view, MAPPING)))
 
     def apply(self, plan_id, plan, check_fingerprint=True):
-        env = ApplyEnv(cloud=self.cloud, instances_path=str(self.tmp / "instances"),
-                       libvirt_config_dirs=[str(self.tmp / "libvirt")])
+        env = ApplyEnv(cloud=self.cloud, host_options={
+            "instances_path": str(self.tmp / "instances"),
+            "libvirt_config_dirs": [str(self.tmp / "libvirt")]})
         options = ApplyOptions(parallel=2, nova_python="nova-python", nova_config=["nova.conf"],
                                check_fingerprint=check_fingerprint)
         return {o.name: o for o in Applier(plan_id, plan, self.journal, env, options).run()}
@@ -706,7 +707,8 @@ def test_unmanage_releases_in_order(world):
     world.cloud.calls.clear()
 
     out = release.unmanage(world.cloud, UUID1, host=None, nova_python="nova-python",
-                           nova_config=["nova.conf"], instances_path=str(world.tmp / "instances"))
+                           nova_config=["nova.conf"],
+                           host_options={"instances_path": str(world.tmp / "instances")})
     assert out.error == "" and out.name == "lab-vm1"
     assert world.cloud.writes() == ["delete_allocations", "helper:release", "delete_port",
                                     "delete_port", "reset_volume_detached", "unmanage_volume"]
@@ -724,7 +726,7 @@ def test_unmanage_of_many_vms_lists_the_volumes_once(world):
     volumes = world.cloud.volumes()
     for uuid in (UUID1, UUID2):
         out = release.unmanage(world.cloud, uuid, host=None, nova_python="nova-python",
-                               nova_config=["nova.conf"], instances_path=None, volumes=volumes)
+                               nova_config=["nova.conf"], volumes=volumes)
         assert out.error == "" and any("unmanaged" in r for r in out.removed), out
     assert world.cloud.calls.count("volumes") == 1
     assert world.cloud.calls.count("unmanage_volume") == 2 and not world.cloud.volumes_
@@ -735,7 +737,7 @@ def test_unmanage_refuses_a_server_without_the_marker(world):
                                    "metadata": {}}
     world.cloud.put_allocations(UUID2, "rp-hv1", {"VCPU": 1}, "p-demo", "u-demo", None)
     world.cloud.calls.clear()
-    out = release.unmanage(world.cloud, UUID2, host="compute-hv1", instances_path=None)
+    out = release.unmanage(world.cloud, UUID2, host="compute-hv1")
     assert "no marker" in out.error and out.removed == []
     assert world.cloud.calls == ["server"]
     assert UUID2 in world.cloud.allocs and UUID2 in world.cloud.servers_
@@ -761,8 +763,9 @@ def adopt_by_policy(world, vm, first_seen=None):
     world.planned = inventory(vm)
     ctx = Context(cloud=world.cloud, hypervisors=[dict(HYPERVISOR)], inventory=world.planned,
                   mapping=MAPPING, nova_python="nova-python", nova_config=["nova.conf"],
-                  libvirt_config_dirs=[str(world.tmp / "libvirt")],
-                  instances_path=str(world.tmp / "instances"), journal=world.journal,
+                  host_options={"libvirt_config_dirs": [str(world.tmp / "libvirt")],
+                                "instances_path": str(world.tmp / "instances")},
+                  journal=world.journal,
                   state_url=f"sqlite:///{world.tmp}/s.db",
                   seen_since=lambda uuid, kind, after: first_seen)
     drift = Drift(DriftKind.NOT_ADOPTED, vm.uuid, vm.name, "not in OpenStack",
@@ -800,7 +803,8 @@ def test_the_adopt_policy_resumes_the_plan_that_stopped_halfway(world):
 def test_the_adopt_policy_leaves_a_released_vm_and_a_blocked_plan_alone(world):
     assert adopt_by_policy(world, vm1()).action == "tolerated"
     release.unmanage(world.cloud, UUID1, host="compute-hv1", nova_python="nova-python",
-                     nova_config=["nova.conf"], instances_path=str(world.tmp / "instances"))
+                     nova_config=["nova.conf"],
+                     host_options={"instances_path": str(world.tmp / "instances")})
     world.journal.forget_vm(UUID1)  # what 'os-onboard unmanage' records
     writes = len(world.cloud.writes())
     outcome = adopt_by_policy(world, vm1())

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from os_onboard.cli.main import main
-from os_onboard.discovery.libvirt.testnode import write_estate
+from os_onboard.drivers.libvirt.testnode import write_estate
 
 
 @pytest.fixture(autouse=True)

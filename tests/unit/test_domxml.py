@@ -2,7 +2,8 @@
 
 import pytest
 
-from os_onboard.discovery.libvirt.domxml import MalformedXml, page83_from_by_id, parse_domain
+from os_onboard.drivers.libvirt.diskxml import page83_from_by_id
+from os_onboard.drivers.libvirt.domxml import MalformedXml, parse_domain
 from os_onboard.inventory.models import AddressSource, Firmware
 from tests.conftest import read_data
 

@@ -8,9 +8,9 @@ from the test driver), which a running lab cannot produce on demand.
 import libvirt
 import pytest
 
-from os_onboard.discovery.libvirt import driver as driver_mod
-from os_onboard.discovery.libvirt.driver import LibvirtDiscovery
-from os_onboard.discovery.libvirt.testnode import write_estate
+from os_onboard.drivers.libvirt import inventory as driver_mod
+from os_onboard.drivers.libvirt.inventory import LibvirtInventory
+from os_onboard.drivers.libvirt.testnode import write_estate
 from os_onboard.exceptions import HostUnreachable
 from os_onboard.inventory.models import HostStatus, Severity
 
@@ -67,7 +67,7 @@ def _discover(monkeypatch, uri, broken):
     real_open = driver_mod.api.open_read_only
     monkeypatch.setattr(driver_mod.api, "open_read_only",
                         lambda u: _Conn(real_open(u), broken))
-    return LibvirtDiscovery(uri).discover()
+    return LibvirtInventory(uri).discover()
 
 
 def test_domain_vanishing_mid_read_is_a_warning(monkeypatch, estate):

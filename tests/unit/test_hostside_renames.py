@@ -11,8 +11,12 @@ import sys
 
 import pytest
 
-from os_onboard.hostside import install, qemu_hook, renamemap
-from os_onboard.hostside.renames import RenameError, disk_sources, rewrite_disk_sources
+from os_onboard.drivers.libvirt.hostwrite import install, qemu_hook, renamemap
+from os_onboard.drivers.libvirt.hostwrite.renames import (
+    RenameError,
+    disk_sources,
+    rewrite_disk_sources,
+)
 
 DOMAIN = """<domain type='qemu'>
   <name>legacy-db</name>

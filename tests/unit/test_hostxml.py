@@ -1,7 +1,7 @@
 import pytest
 
-from os_onboard.discovery.libvirt import hostxml
-from os_onboard.discovery.libvirt.domxml import MalformedXml
+from os_onboard.drivers.libvirt import hostxml
+from os_onboard.drivers.libvirt.domxml import MalformedXml
 from tests.conftest import read_data
 
 

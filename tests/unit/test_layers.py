@@ -9,9 +9,9 @@ PACKAGE = Path(os_onboard.__file__).parent
 
 # third-party module -> the only modules allowed to import it
 SEAMS = {
-    "libvirt": {"os_onboard/discovery/libvirt/api.py"},
-    "pyVmomi": {"os_onboard/discovery/vsphere/api.py"},
-    "pyVim": {"os_onboard/discovery/vsphere/api.py"},
+    "libvirt": {"os_onboard/drivers/libvirt/api.py"},
+    "pyVmomi": {"os_onboard/drivers/vsphere/api.py"},
+    "pyVim": {"os_onboard/drivers/vsphere/api.py"},
     "cliff": {"os_onboard/cli/"},
     "sqlalchemy": {"os_onboard/state/"},
     "openstack": {"os_onboard/cloud/openstack/"},

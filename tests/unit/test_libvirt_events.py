@@ -6,8 +6,8 @@ import threading
 
 import libvirt
 
-from os_onboard.discovery.base import ChangeKind
-from os_onboard.discovery.libvirt import api, events
+from os_onboard.drivers.base import ChangeKind
+from os_onboard.drivers.libvirt import api, events
 
 URI = "qemu+tcp://hv1/system"
 UUID = "6B3D7E2C-0000-4000-8000-000000000001"

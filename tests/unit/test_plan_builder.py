@@ -163,8 +163,8 @@ def test_full_vm_steps_in_apply_order():
     vm_plan = one(full_vm())
     assert (vm_plan.op, vm_plan.blocked) == (Op.CREATE, [])
     assert [s.kind for s in vm_plan.steps] == [
-        StepKind.PORT, StepKind.PORT, StepKind.VOLUME, StepKind.DOMAIN_DEFINITION,
-        StepKind.INSTANCE_DIR, StepKind.SERVER, StepKind.ALLOCATION, StepKind.NETWORK_CACHE]
+        StepKind.PORT, StepKind.PORT, StepKind.VOLUME, StepKind.HOST,
+        StepKind.HOST, StepKind.SERVER, StepKind.ALLOCATION, StepKind.NETWORK_CACHE]
     assert [s.key for s in vm_plan.steps] == [
         f"port:{MAC1}", f"port:{MAC2}", "volume:vdb", "domain-definition", "instance-dir",
         "server", "allocation", "network-cache"]

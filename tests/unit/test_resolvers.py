@@ -4,8 +4,8 @@ and vSphere page-83 ids, libvirt RBD/LVM sources (the lab's own 'legacy/lab-vm2-
 import pytest
 from pydantic import ValidationError
 
-from os_onboard.discovery.libvirt import hostxml
-from os_onboard.discovery.libvirt.domxml import parse_domain
+from os_onboard.drivers.libvirt import hostxml
+from os_onboard.drivers.libvirt.domxml import parse_domain
 from os_onboard.exceptions import ConfigError, OnboardError, ResolutionError
 from os_onboard.inventory.models import BlockDevice, Disk, DiskIdentifiers, Host, HostInventory
 from os_onboard.mapping.resolvers import (

@@ -3,8 +3,8 @@ import threading
 
 import pytest
 
-from os_onboard.discovery.libvirt.testnode import write_estate
 from os_onboard.discovery.runner import RunOptions, discover_hosts
+from os_onboard.drivers.libvirt.testnode import write_estate
 from os_onboard.exceptions import ConfigError
 from os_onboard.inventory.models import HostStatus
 
@@ -60,7 +60,7 @@ def test_unreachable_and_hung_hosts_do_not_stop_the_others(tmp_path, silent_list
 
 
 def test_unknown_uri_scheme_is_refused_before_any_io():
-    with pytest.raises(ConfigError, match="no discovery driver understands 'ftp://x/'"):
+    with pytest.raises(ConfigError, match="no hypervisor driver understands 'ftp://x/'"):
         discover_hosts(["test:///default", "ftp://x/"])
 
 

@@ -1,5 +1,5 @@
-from os_onboard.discovery.libvirt import hostxml
-from os_onboard.discovery.libvirt.domxml import parse_domain
+from os_onboard.drivers.libvirt import hostxml
+from os_onboard.drivers.libvirt.domxml import parse_domain
 from os_onboard.inventory.models import Host, HostInventory, Inventory, PowerState, Vm
 from os_onboard.inventory.storage import storage_view
 from tests.conftest import read_data

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from os_onboard.apply import release, steps
-from os_onboard.hostside import persistent
+from os_onboard.drivers.libvirt.hostwrite import persistent
 from os_onboard.inventory.models import (
     Disk,
     HostStatus,
@@ -106,7 +106,7 @@ def server(cloud, status="ACTIVE", vcpus=1, ram=96, devices=()) -> AdoptedServer
 
 def tolerate(cloud, inv, srv, **kw):
     ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=inv, mapping=MAPPING,
-                  libvirt_config_dirs=["/etc/libvirt"], **kw)
+                  host_options={"libvirt_config_dirs": ["/etc/libvirt"]}, **kw)
     drifts = find_drift(inv, [srv], HOSTS)
     return [Tolerator(ctx).apply(d, "tolerate") for d in drifts]
 
@@ -315,7 +315,7 @@ def test_new_records_without_a_mapping_fail_with_the_reason(cloud):
 
 def test_first_sighting_of_a_drift_comes_from_its_run_in_the_audit_log(tmp_path):
     from os_onboard.cli.reconcile import _seen_since
-    from os_onboard.state.journal import AuditEntry, AuditLog
+    from os_onboard.state.audit import AuditEntry, AuditLog
     from os_onboard.state.store import StateStore
 
     audit = AuditLog(StateStore(f"sqlite:///{tmp_path}/s.db"))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from os_onboard.discovery.base import ChangeKind
-from os_onboard.discovery.vsphere.changes import ChangeTracker
-from os_onboard.discovery.vsphere.raw import RawUpdate
+from os_onboard.drivers.base import ChangeKind
+from os_onboard.drivers.vsphere.changes import ChangeTracker
+from os_onboard.drivers.vsphere.raw import RawUpdate
 
 SRC = "vsphere://onboard@vc1:443/"
 UUID = "502E71FA-1A2B-4C3D-8E9F-0A1B2C3D4E5F"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from os_onboard.discovery.vsphere.endpoint import Endpoint, find_password, parse_uri
+from os_onboard.drivers.vsphere.endpoint import Endpoint, find_password, parse_uri
 from os_onboard.exceptions import ConfigError
 
 

@@ -15,8 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from os_onboard.discovery.vsphere.properties import PATHS, build_inventory, unescape_name
-from os_onboard.discovery.vsphere.raw import RawObject
+from os_onboard.drivers.vsphere.build import build_inventory
+from os_onboard.drivers.vsphere.properties import PATHS, unescape_name
+from os_onboard.drivers.vsphere.raw import RawObject
 from os_onboard.inventory.conflicts import find_conflicts
 from os_onboard.inventory.models import Firmware, Inventory, PowerState
 from os_onboard.inventory.storage import storage_view

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from os_onboard.discovery.vsphere.soapxml import Lazy, parse_retrieve_result
+from os_onboard.drivers.vsphere.soapxml import Lazy, parse_retrieve_result
 
 BODY = b"""<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"

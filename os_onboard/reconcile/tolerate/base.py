@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from os_onboard.apply.steps import ApplyEnv
 from os_onboard.cloud.nova_helper import run_helper
@@ -24,6 +25,7 @@ from os_onboard.plan.builder import build_plan, read_cloud_view
 from os_onboard.plan.model import Plan, Step, StepKind, VmPlan
 from os_onboard.reconcile.drift import Drift, live_vms
 from os_onboard.state.journal import Journal
+from os_onboard.state.statuses import DriftAction
 
 #: (uuid, kind, actual) -> when a pass first saw this drift, of those in a row
 SeenSince = Callable[[str, str, str], datetime | None]
@@ -32,9 +34,15 @@ SeenSince = Callable[[str, str, str], datetime | None]
 @dataclass
 class Outcome:
     drift: Drift
-    action: str   # reported | tolerated | deferred | failed
+    action: DriftAction  # a plain string is turned into its member
     detail: str = ""
     recheck_in: float | None = None  # deferred: seconds until it may be decided
+    #: failed: the error was temporary (the pass queues the drift and the watcher
+    #: retries with backoff); a permanent failure waits for the next period
+    temporary: bool = True
+
+    def __post_init__(self) -> None:
+        self.action = DriftAction(self.action)
 
 
 @dataclass
@@ -45,9 +53,8 @@ class Context:
     mapping: Mapping | None = None               # needed to record new NICs, disks, shapes
     nova_python: str | None = None
     nova_config: list[str] = field(default_factory=list)
-    libvirt_config_dirs: list[str] = field(default_factory=list)
-    instances_path: str | None = None            # nova-compute's, for unmanage's link
-    renames: dict[str, str] = field(default_factory=dict)  # the hosts' rename maps
+    host_options: dict[str, Any] = field(default_factory=dict)  # the drivers' settings
+    renames: dict[str, str] = field(default_factory=dict)  # disk sources renamed by adoption
     seen_since: SeenSince | None = None
     shutdown_grace: float = 20.0
     #: (command, items) -> results: a watcher's resident helpers; None = one process a call
@@ -90,12 +97,17 @@ class Context:
         return next((h["service_host"] for h in self.hypervisors if h["node"] == hostname),
                     hostname or "")
 
+    def host_uri_of(self, service_host: str) -> str | None:
+        """The URI of the inventory host whose compute node nova-compute ``service_host`` runs."""
+        nodes = {h["node"] for h in self.hypervisors if h["service_host"] == service_host}
+        hosts = self.inventory.hosts if self.inventory else []
+        return next((h.host.uri for h in hosts if h.host.hostname in nodes), None)
+
     def _live(self, uuid: str) -> tuple[HostInventory, Vm] | None:
         return live_vms(self.inventory).get(uuid) if self.inventory else None
 
     def apply_env(self) -> ApplyEnv:
-        return ApplyEnv(cloud=self.cloud, libvirt_config_dirs=self.libvirt_config_dirs,
-                        instances_path=self.instances_path,
+        return ApplyEnv(cloud=self.cloud, host_options=self.host_options,
                         hypervisors={h["node"]: h for h in self.hypervisors})
 
     def plan_one(self, uuid: str, *, as_new: bool = False) -> tuple[Plan, VmPlan]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from os_onboard.apply.steps import DISK_KEY, ensure_domain_definition, ensure_volume
+from os_onboard.apply.steps import DISK_KEY, ensure_volume, volumes_managed
 from os_onboard.plan.model import StepKind
 from os_onboard.reconcile.drift import Drift
 from os_onboard.reconcile.tolerate.base import Context, Outcome
@@ -29,7 +29,7 @@ def added(ctx: Context, drift: Drift) -> Outcome:
     when = datetime.now(UTC).isoformat(timespec="seconds")
     env = ctx.apply_env()
     result = ensure_volume(env, vm_plan, step, when)
-    definition = ensure_domain_definition(env, vm_plan, {step.key: result})
+    definition = volumes_managed(env, vm_plan, {step.key: result})
     ctx.helper({"uuid": drift.uuid, "add_bdms": [{
         "source_type": "volume", "destination_type": "volume", "boot_index": None,
         "device_name": f"/dev/{target}", "disk_bus": step.params["bus"],
@@ -37,7 +37,7 @@ def added(ctx: Context, drift: Drift) -> Outcome:
         "connection_info": result["connection_info"], "volume_size": result["size_gib"],
         "delete_on_termination": False}]})
     renamed = (f"; backend renamed to {result['renamed_to']} (rename map and persistent "
-               "definition follow)" if definition["renames"] else "")
+               "definition follow)" if definition.get("renames") else "")
     return Outcome(drift, "tolerated",
                    f"volume {result['volume_id']} managed and attached as {target}; BDM "
                    f"added{renamed}")

@@ -24,8 +24,9 @@ def gone(ctx: Context, drift: Drift) -> Outcome:
         return Outcome(drift, "deferred", "not every host was read ("
                        + (", ".join(unread) or "no inventory") + "): the VM may be there")
     host = drift.before.removeprefix("on ")
-    release = unmanage(ctx.cloud, drift.uuid, host=host, instances_path=ctx.instances_path,
-                       nova_python=ctx.nova_python, nova_config=ctx.nova_config)
+    release = unmanage(ctx.cloud, drift.uuid, host=host, host_uri=ctx.host_uri_of(host),
+                       host_options=ctx.host_options, nova_python=ctx.nova_python,
+                       nova_config=ctx.nova_config)
     if release.error:
         raise CloudError(release.error)
     return Outcome(drift, "tolerated", "records removed: " + "; ".join(release.removed)

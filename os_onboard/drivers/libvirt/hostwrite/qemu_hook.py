@@ -64,8 +64,8 @@ def main(argv: list[str], hooks_dir: str | Path, stdin: BinaryIO | None = None,
 def filter_xml(xml: str, hooks_dir: Path) -> str | None:
     """The rewritten XML, or None when nothing is to change (or the map is unusable)."""
     # Imported here so that an import problem is caught by main's guard too.
-    from os_onboard.hostside import renamemap
-    from os_onboard.hostside.renames import RenameError, rewrite_disk_sources
+    from os_onboard.drivers.libvirt.hostwrite import renamemap
+    from os_onboard.drivers.libvirt.hostwrite.renames import RenameError, rewrite_disk_sources
 
     try:
         renames = renamemap.load(hooks_dir / renamemap.MAP_NAME)

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from os_onboard.hostside.renames import RenameError
+from os_onboard.drivers.libvirt.hostwrite.renames import RenameError
 
 MAP_NAME = "os-onboard-renames.json"
 FORMAT_VERSION = 1

@@ -1,4 +1,4 @@
-"""libvirt discovery driver: one read-only connection, bulk reads, no writes.
+"""libvirt inventory: one read-only connection, bulk reads, no writes.
 
 Round trips per host, whatever the number of VMs: one ``getAllDomainStats``
 (state, balloon, vCPUs, block and interface stats of every domain), one list
@@ -11,17 +11,14 @@ disks whose size neither the stats nor a storage pool gave.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
-from os_onboard.discovery.base import ChangeEvent, DiscoveryDriver
-from os_onboard.discovery.libvirt import api, events, hostxml
-from os_onboard.discovery.libvirt.domxml import DomainConfig, MalformedXml, parse_domain
-from os_onboard.discovery.libvirt.localhost import qemu_uptime_seconds
+from os_onboard.drivers.base import Inventory
+from os_onboard.drivers.libvirt import api, hostxml
+from os_onboard.drivers.libvirt.domxml import DomainConfig, MalformedXml, parse_domain
+from os_onboard.drivers.libvirt.localhost import qemu_uptime_seconds
 from os_onboard.exceptions import DiscoveryError, HostUnreachable, ObjectVanished
 from os_onboard.inventory.models import (
     AddressSource,
@@ -29,7 +26,6 @@ from os_onboard.inventory.models import (
     Host,
     HostInventory,
     HostStatus,
-    HypervisorKind,
     IpAddress,
     Lease,
     Network,
@@ -40,19 +36,9 @@ from os_onboard.inventory.models import (
     Vm,
 )
 
-#: URI schemes (before any "+transport") that libvirt serves.
-_SCHEMES = {"qemu", "test", "xen", "lxc", "bhyve", "ch", "vz", "openvz", "vbox", "libxl"}
 
-
-class LibvirtDiscovery(DiscoveryDriver):
-    """Discover a libvirt host given any libvirt URI (``qemu+ssh://…``, ``test:///…``)."""
-
-    name = "libvirt"
-
-    @classmethod
-    def handles(cls, uri: str) -> bool:
-        scheme = urlsplit(uri).scheme
-        return scheme.split("+", 1)[0] in _SCHEMES
+class LibvirtInventory(Inventory):
+    """Reads a libvirt host on one read-only connection."""
 
     def discover(self) -> HostInventory:
         started = time.monotonic()
@@ -66,9 +52,6 @@ class LibvirtDiscovery(DiscoveryDriver):
         result.duration_ms = int((time.monotonic() - started) * 1000)
         return result
 
-    def watch(self, stop: threading.Event) -> Iterator[ChangeEvent]:
-        """Domain lifecycle and device events on a read-only connection (events.py)."""
-        return events.watch(self.uri, stop)
 
 
 class _HostReader:
@@ -143,7 +126,7 @@ class _HostReader:
                 self.problem("malformed-xml", f"host capabilities: {exc}")
         return Host(
             uri=self.uri,
-            kind=HypervisorKind.LIBVIRT,
+            kind="libvirt",
             hostname=self.call("getHostname", self.conn.getHostname),
             uuid=host_uuid,
             hypervisor=hypervisor,
@@ -360,4 +343,4 @@ def _version(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
 
 
-__all__ = ["DiscoveryError", "LibvirtDiscovery"]
+__all__ = ["DiscoveryError", "LibvirtInventory"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import ipaddress
 import xml.etree.ElementTree as ET
 
-from os_onboard.discovery.libvirt.domxml import MalformedXml, page83_from_by_id
+from os_onboard.drivers.libvirt.diskxml import page83_from_by_id
+from os_onboard.drivers.libvirt.domxml import MalformedXml
 from os_onboard.inventory.models import BlockDevice, Network, StoragePool, StorageVolume
 
 _SIZE_UNITS = {"bytes": 1, "b": 1, "kib": 1024, "k": 1024, "mib": 1024**2, "m": 1024**2,

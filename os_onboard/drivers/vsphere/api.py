@@ -33,9 +33,9 @@ from typing import Any
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import VmomiSupport, vim, vmodl
 
-from os_onboard.discovery.vsphere.endpoint import Endpoint
-from os_onboard.discovery.vsphere.raw import RawObject, RawUpdate
-from os_onboard.discovery.vsphere.soapxml import FieldInfo, parse_retrieve_result
+from os_onboard.drivers.vsphere.endpoint import Endpoint
+from os_onboard.drivers.vsphere.raw import RawObject, RawUpdate
+from os_onboard.drivers.vsphere.soapxml import FieldInfo, parse_retrieve_result
 from os_onboard.exceptions import DiscoveryError, HostUnreachable
 
 _PC = vmodl.query.PropertyCollector

@@ -1,4 +1,4 @@
-"""vSphere discovery driver: one vCenter (or ESXi) endpoint, read-only, in bulk.
+"""The vSphere driver: one vCenter (or ESXi) endpoint, read-only, in bulk.
 
 ``discover`` logs in once and reads every VM, host, cluster, resource pool,
 folder, network and datastore with one PropertyCollector over one
@@ -19,33 +19,34 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from os_onboard.discovery.base import ChangeEvent, ChangeKind, DiscoveryDriver
-from os_onboard.discovery.vsphere import api
-from os_onboard.discovery.vsphere.changes import WATCH_PATHS, ChangeTracker
-from os_onboard.discovery.vsphere.endpoint import SCHEME, find_password, parse_uri
-from os_onboard.discovery.vsphere.properties import PATHS, build_inventory
+from os_onboard.drivers.base import (
+    ChangeEvent,
+    ChangeFeed,
+    ChangeKind,
+    HypervisorDriver,
+    Inventory,
+)
+from os_onboard.drivers.vsphere import api
+from os_onboard.drivers.vsphere.build import build_inventory
+from os_onboard.drivers.vsphere.changes import WATCH_PATHS, ChangeTracker
+from os_onboard.drivers.vsphere.endpoint import SCHEME, find_password, parse_uri
+from os_onboard.drivers.vsphere.properties import PATHS
 from os_onboard.exceptions import HostUnreachable
 from os_onboard.inventory.models import HostInventory
 
 LOG = logging.getLogger(__name__)
 
 
-class VsphereDiscovery(DiscoveryDriver):
-    """Discover a vCenter or ESXi endpoint given ``vsphere://USER@HOST[:PORT]/``."""
+#: seconds per HTTP request; a page of VMs must come back within it
+REQUEST_TIMEOUT = 120.0
 
-    name = "vsphere"
-    #: seconds per HTTP request; a page of VMs must come back within it
-    request_timeout = 120.0
+
+class VsphereInventory(Inventory):
+    """Reads a vCenter or ESXi endpoint in bulk."""
+
+    request_timeout = REQUEST_TIMEOUT
     #: objects per RetrievePropertiesEx page
     page_size = 1000
-    #: WaitForUpdatesEx wait; also how quickly watch() notices ``stop``
-    wait_seconds = 1
-    #: longest pause between reconnect attempts of watch()
-    max_backoff = 30.0
-
-    @classmethod
-    def handles(cls, uri: str) -> bool:
-        return urlsplit(uri).scheme == SCHEME
 
     def discover(self) -> HostInventory:
         started = time.monotonic()
@@ -64,6 +65,17 @@ class VsphereDiscovery(DiscoveryDriver):
             result.block_devices = []
         result.duration_ms = int((time.monotonic() - started) * 1000)
         return result
+
+
+
+class VsphereChangeFeed(ChangeFeed):
+    """``WaitForUpdatesEx`` on its own PropertyCollector; reconnects by itself."""
+
+    request_timeout = REQUEST_TIMEOUT
+    #: WaitForUpdatesEx wait; also how quickly watch() notices ``stop``
+    wait_seconds = 1
+    #: longest pause between reconnect attempts of watch()
+    max_backoff = 30.0
 
     def watch(self, stop: threading.Event) -> Iterator[ChangeEvent]:
         endpoint = parse_uri(self.uri)
@@ -98,3 +110,18 @@ class VsphereDiscovery(DiscoveryDriver):
             finally:
                 session.close()
                 session = None
+
+
+class VsphereDriver(HypervisorDriver):
+    """vCenter or ESXi endpoints given ``vsphere://USER@HOST[:PORT]/``.
+
+    No adoption capability yet: vSphere VMs are discovered and watched.
+    """
+
+    name = "vsphere"
+    inventory = VsphereInventory
+    change_feed = VsphereChangeFeed
+
+    @classmethod
+    def handles(cls, uri: str) -> bool:
+        return urlsplit(uri).scheme == SCHEME

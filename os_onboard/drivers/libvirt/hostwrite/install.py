@@ -28,15 +28,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from os_onboard.exceptions import OnboardError
+from os_onboard.exceptions import HookConflict
 
 #: a hook file containing this line is ours: we may replace or remove it
 MARKER = "# os-onboard-managed-hook"
 SYSTEM_PYTHON = "/usr/bin/python3"
-
-
-class HookConflict(OnboardError):
-    """A ``qemu`` hook that os-onboard did not install is in the way."""
 
 
 def hook_path(config_dir: str | os.PathLike[str] = "/etc/libvirt") -> Path:
@@ -46,10 +42,10 @@ def hook_path(config_dir: str | os.PathLike[str] = "/etc/libvirt") -> Path:
 def render_hook(python: str = SYSTEM_PYTHON, package_root: str | os.PathLike[str] | None = None,
                 ) -> str:
     """The wrapper's text: it runs ``qemu_hook.main`` from ``package_root`` (this install)."""
-    root = Path(package_root) if package_root else Path(__file__).resolve().parents[2]
+    root = Path(package_root) if package_root else Path(__file__).resolve().parents[4]
     # -I: isolated mode; libvirtd's environment and the user site must not matter.
     return f'''#!{python} -I
-{MARKER} v1 (os_onboard.hostside.install; see docs/hypervisor-writes.md)
+{MARKER} v1 (os_onboard.drivers.libvirt.hostwrite.install; see docs/hypervisor-writes.md)
 # libvirt qemu hook: on an incoming live migration or restore, rewrites disk
 # sources renamed by Cinder "manage existing" (map: os-onboard-renames.json
 # next to this file). Every other call: no output, exit 0.
@@ -58,7 +54,7 @@ import sys
 
 sys.path.insert(0, {str(root)!r})
 try:
-    from os_onboard.hostside import qemu_hook
+    from os_onboard.drivers.libvirt.hostwrite import qemu_hook
 except Exception:  # os-onboard moved or broken: never fail (or kill) a guest for it
     sys.exit(0)
 sys.exit(qemu_hook.main(sys.argv[1:], os.path.dirname(os.path.abspath(__file__))))

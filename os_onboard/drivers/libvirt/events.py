@@ -20,8 +20,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from os_onboard.discovery.base import ChangeEvent, ChangeKind
-from os_onboard.discovery.libvirt import api
+from os_onboard.drivers.base import ChangeEvent, ChangeKind
+from os_onboard.drivers.libvirt import api
 from os_onboard.exceptions import HostUnreachable
 
 LOG = logging.getLogger(__name__)

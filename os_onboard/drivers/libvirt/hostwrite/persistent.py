@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from os_onboard.discovery.libvirt import api
-from os_onboard.hostside import renamemap
-from os_onboard.hostside.renames import rewrite_disk_sources
+from os_onboard.drivers.libvirt import api
+from os_onboard.drivers.libvirt.hostwrite import renamemap
+from os_onboard.drivers.libvirt.hostwrite.renames import rewrite_disk_sources
 
 
 def redefine_with_renames(uri: str, uuid: str, renames: Mapping[str, str]) -> bool:

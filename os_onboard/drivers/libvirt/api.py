@@ -6,7 +6,7 @@ so that the dependency has one seam and tests can see exactly what is used.
 Connections are opened with ``openReadOnly``: libvirtd then refuses every
 mutating call with VIR_ERR_OPERATION_DENIED, whatever our code does. The one
 exception is :func:`redefine_persistent_config`, os-onboard's only libvirt
-write (used by ``os_onboard.hostside`` after Cinder renamed a disk's image),
+write (used by ``os_onboard.drivers.libvirt.hostwrite`` after Cinder renamed a disk's image),
 which opens its own read-write connection for that single call.
 """
 
@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import libvirt
-
 from os_onboard.exceptions import (
     ConfigError,
     DiscoveryError,

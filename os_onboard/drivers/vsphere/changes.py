@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from os_onboard.discovery.base import ChangeEvent, ChangeKind
-from os_onboard.discovery.vsphere.properties import POWER_STATES, unescape_name
-from os_onboard.discovery.vsphere.raw import RawUpdate
+from os_onboard.drivers.base import ChangeEvent, ChangeKind
+from os_onboard.drivers.vsphere.properties import POWER_STATES, unescape_name
+from os_onboard.drivers.vsphere.raw import RawUpdate
 from os_onboard.inventory.models import PowerState
 
 #: What the change feed watches (a much smaller set than discovery reads).

@@ -29,17 +29,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from xml.parsers import expat
 
-from os_onboard.exceptions import OnboardError
+from os_onboard.exceptions import RenameError
 
 #: disk type -> the <source> attribute that names the image
 SOURCE_ATTRIBUTE = {"network": "name", "file": "file", "block": "dev"}
 
 # One start tag: <name attr='v' attr="v" ...> (attribute values may hold '>').
 _START_TAG = re.compile(rb"""<[^\s/>]+(?:\s+[^\s=/>]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*/?>""")
-
-
-class RenameError(OnboardError):
-    """A domain XML cannot be read, so its disk sources cannot be rewritten."""
 
 
 @dataclass(frozen=True)
