@@ -1,0 +1,87 @@
+"""A VM's disks -> Cinder volume steps (resolved to backend references), the root disk,
+and the disks a plan cannot record."""
+
+from __future__ import annotations
+
+from os_onboard.drivers.adoption import Adoption
+from os_onboard.exceptions import ResolutionError
+from os_onboard.inventory.models import Disk, HostInventory, Vm
+from os_onboard.mapping.resolvers.registry import (
+    resolve_disk,
+)
+from os_onboard.plan.context import GIB, PlanContext, host_step
+from os_onboard.plan.model import (
+    Op,
+    Step,
+    StepKind,
+    VmPlan,
+)
+
+
+def root_disk(vm: Vm) -> Disk | None:
+    disks = [d for d in vm.disks if d.device == "disk"]
+    booted = sorted((d for d in disks if d.boot_order), key=lambda d: d.boot_order or 0)
+    return (booted or disks or [None])[0]
+
+
+def root_kind(root: Disk | None, volume_steps: list[Step]) -> str:
+    if root is None:
+        return "none"
+    return "volume" if any(s.params["target"] == root.target for s in volume_steps) else "local"
+
+
+def disk_steps(ctx: PlanContext, host: HostInventory, vm: Vm, plan: VmPlan,
+                adoption: Adoption | None) -> tuple[Disk | None, list[Step], list[Step]]:
+    root = root_disk(vm)
+    volumes: list[Step] = []
+    dirs: list[Step] = []
+    for disk in vm.disks:
+        if disk.device in ("cdrom", "floppy"):
+            plan.rebuild_changes.append(f"{disk.device} {disk.target} "
+                                        f"({disk.source or 'empty'}) is dropped")
+            continue
+        current = ctx.renames.get(disk.source or "")
+        try:
+            ref = resolve_disk(disk.model_copy(update={"source": current}) if current else disk,
+                               host, ctx.resolvers)
+        except ResolutionError as exc:
+            plan.blocked.append(str(exc))
+            continue
+        if ref is not None:
+            size_gib = -(-(disk.capacity_bytes or GIB) // GIB)
+            volumes.append(Step(
+                kind=StepKind.VOLUME, key=f"volume:{disk.target}", op=Op.CREATE,
+                summary=f"Cinder manages {disk.source} on {ref.backend} as a {size_gib} GiB "
+                        f"volume, attached in-use as {disk.target}",
+                params={"target": disk.target, "bus": disk.bus, "source": disk.source,
+                        "current_source": current,
+                        "cinder_host": ref.cinder_host, "ref": ref.ref,
+                        "size_gib": size_gib, "boot": disk is root,
+                        "evidence": ref.evidence}))
+            plan.notes.extend(f"{disk.target}: {n}" for n in ref.notes)
+            if current:
+                plan.notes.append(f"{disk.target}: {disk.source} was renamed to {current} by an "
+                                  "earlier adoption (rename map); Cinder manages it by that name")
+            continue
+        kept = adoption.keep_local_root(vm, disk) if adoption and disk is root else None
+        if kept is not None:
+            dirs.append(host_step(kept))
+            continue
+        if disk.source_kind == "file" and ctx.mapping.local_disks == "keep":
+            plan.rebuild_changes.append(
+                f"disk {disk.target} ({disk.source}) stays a local file Nova does not know: "
+                "a Nova rebuild (stop/start, hard reboot, migration) drops it from the domain")
+            continue
+        plan.blocked.append(f"disk {disk.target} ({disk.source_kind} {disk.source}) has no "
+                            "Cinder backend in the mapping"
+                            + (" (or set local_disks: keep)" if disk.source_kind == "file"
+                               else ""))
+    if root is None:
+        plan.blocked.append("no disk to boot from")
+    return root, volumes, dirs
+
+
+def disk_gb_text(root: Disk | None, volume_steps: list[Step]) -> str:
+    if root is None or root.source_kind != "file":
+        return ""
+    return f", {(root.capacity_bytes or 0) // GIB} DISK_GB"
