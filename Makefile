@@ -23,8 +23,9 @@ $(BIN)/os-onboard: pyproject.toml
 
 venv: $(BIN)/os-onboard  ## create .venv with os-onboard and its test tools
 
-lint: venv  ## ruff over the package, tests and benchmarks
+lint: venv  ## ruff, and the architecture's import contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check os_onboard tests bench extras
+	$(BIN)/lint-imports
 
 unit: venv  ## unit tests (no lab needed)
 	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
