@@ -63,7 +63,8 @@ def run_ours(args: argparse.Namespace) -> int:
     import os_onboard.cli.reconcile as cli_pass
     from os_onboard.cli.main import main as cli_main
     from os_onboard.cloud.openstack import OpenStackCloud
-    from os_onboard.state import journal
+    from os_onboard.state.audit import AuditLog
+    from os_onboard.state.records_cache import RecordsCache
 
     uris = Path(args.uris_file).read_text().split()
     phases: dict[str, float] = {}
@@ -76,8 +77,8 @@ def run_ours(args: argparse.Namespace) -> int:
     for module in ("os_onboard.reconcile.passes", "os_onboard.cli.reconcile"):
         if module in sys.modules:
             _wrap(phases, sys.modules[module], "find_drift", "find drift (compare)")
-    _wrap(phases, getattr(journal, "RecordsCache", None), "save", "records cache save")
-    _wrap(phases, journal.AuditLog, "add", "audit log writes")
+    _wrap(phases, RecordsCache, "save", "records cache save")
+    _wrap(phases, AuditLog, "add", "audit log writes")
 
     profiler = None
     if args.profile:

@@ -5,6 +5,14 @@ read through ``read_records``. When that fails (an API down), the pass
 compares with the records read last (kept in the state store) and queues
 every drift it finds instead of losing it; the watcher then retries with
 backoff, and the first pass that reads OpenStack again acts on the queue.
+
+A toleration that fails is queued too (part of it may be written, and only
+the queue remembers a half-done move). Whether the watcher comes back
+sooner than its period depends on the error's type: after a temporary one
+(``OnboardError.temporary``: a service down, an answer lost) it retries with
+backoff; after a permanent one (a refusal, a missing setting) the drift is
+reported failed and tried again at the next periodic pass only, since an
+immediate retry would fail the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +36,10 @@ from os_onboard.reconcile.pending import (
 )
 from os_onboard.reconcile.policy import Policies
 from os_onboard.reconcile.tolerate import Outcome
-from os_onboard.state.journal import AuditEntry, AuditLog, DriftQueue, QueuedDrift, RecordsCache
+from os_onboard.state.audit import AuditEntry, AuditLog
+from os_onboard.state.drift_queue import DriftQueue, QueuedDrift
+from os_onboard.state.records_cache import RecordsCache
+from os_onboard.state.statuses import DriftAction, QueueState
 
 #: (VM, UUID, kind, recorded, actual, action, detail), as the CLI lists them.
 Row = tuple[str, str, str, str, str, str, str]
@@ -52,10 +63,14 @@ class PassResult:
     unreachable: str = ""  # why OpenStack could not be read ("" when it could)
     unread: list[str] = field(default_factory=list)  # hosts this pass could not read
     recheck_in: float | None = None  # a deferred drift may be decided this many s from now
+    #: of ``pending``, those whose write failed permanently in this pass: no backoff
+    permanent: int = 0
 
     def summary(self) -> str:
         """One line per pass for the watch's log."""
         return (f"{len(self.rows)} drift(s), {self.pending} queued"
+                + (f" ({self.permanent} after permanent failures, retried each period)"
+                   if self.permanent else "")
                 + ("; OpenStack unreachable" if self.unreachable else "")
                 + (f"; not read (nothing concluded from them): {', '.join(self.unread)}"
                    if self.unread else ""))
@@ -65,7 +80,8 @@ class PassResult:
         """Why the watcher should come back sooner than its period ("" if no need)."""
         if self.unreachable:
             return f"{self.unreachable}; {self.pending} drift(s) queued"
-        return f"{self.pending} drift(s) queued after failed writes" if self.pending else ""
+        waiting = self.pending - self.permanent
+        return f"{waiting} drift(s) queued after failed writes" if waiting > 0 else ""
 
 
 def reconcile_pass(inventory: Inventory, read_records: Callable[[], Records], stores: Stores,
@@ -88,7 +104,7 @@ def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores
     stores.cache.save(records_document(records))
     fresh = find_drift(inventory, records.servers, records.hosts, records.others)
     if policies is None or tolerator_for is None:
-        rows = [_audit(stores, drift, cause, "reported", "drift: nothing written")
+        rows = [_audit(stores, drift, cause, DriftAction.REPORTED, "drift: nothing written")
                 for drift in fresh]
         shown = {(d.uuid, drift_key(d)) for d in fresh}
         return PassResult(rows + [_queued_row(i) for i in stores.queue.items()
@@ -98,18 +114,20 @@ def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores
     rows = []
     for item in resolved:
         stores.queue.remove(item.vm_uuid, item.key)
-        rows.append(_audit(stores, drift_of(item), cause, "resolved",
+        rows.append(_audit(stores, drift_of(item), cause, QueueState.RESOLVED,
                            "dropped from the queue: the hypervisors no longer show it"))
     tolerator = tolerator_for(records)
     policy = _policy_of(policies, inventory, records)
     now = datetime.now(UTC)
     recheck: list[float] = []
+    permanent = 0  # queued after a permanent failure in this pass
     for drift in fresh:
         outcome = tolerator.apply(drift, policy(drift))
         if outcome.recheck_in is not None:
             recheck.append(outcome.recheck_in)
-        if outcome.action == "failed":
+        if outcome.action is DriftAction.FAILED:
             stores.queue.put(queued(drift, cause, outcome.detail, now))
+            permanent += not outcome.temporary
         else:  # done, reported or deferred: the comparison shows it again if need be
             stores.queue.remove(drift.uuid, drift_key(drift))
         rows.append(_audit(stores, drift, cause, outcome.action, outcome.detail))
@@ -117,14 +135,15 @@ def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores
         if policy(drift) == "report":
             continue  # queued by a tolerating pass: a reporting one leaves it be
         outcome = tolerator.apply(drift, policy(drift))
-        if outcome.action == "tolerated":
+        if outcome.action is DriftAction.TOLERATED:
             stores.queue.remove(drift.uuid, drift_key(drift))
         else:
             stores.queue.put(queued(drift, cause, outcome.detail, now))
+            permanent += outcome.action is DriftAction.FAILED and not outcome.temporary
         rows.append(_audit(stores, drift, cause, outcome.action,
                            f"queued earlier: {outcome.detail}"))
     return PassResult(rows, len(stores.queue.items()),
-                      recheck_in=min(recheck) if recheck else None)
+                      recheck_in=min(recheck) if recheck else None, permanent=permanent)
 
 
 def _policy_of(policies: Policies, inventory: Inventory, records: Records,
@@ -157,11 +176,11 @@ def _unreachable(inventory: Inventory, stores: Stores, cause: str, exc: CloudErr
     rows = []
     for drift in find_drift(inventory, records.servers, records.hosts, records.others):
         if not queue:
-            rows.append(_row(drift, "unconfirmed", detail))
+            rows.append(_row(drift, QueueState.UNCONFIRMED, detail))
         elif stores.queue.put(queued(drift, cause, why, now)):
-            rows.append(_audit(stores, drift, cause, "queued", detail))  # audited once
+            rows.append(_audit(stores, drift, cause, QueueState.QUEUED, detail))  # audited once
         else:
-            rows.append(_row(drift, "queued", detail))
+            rows.append(_row(drift, QueueState.QUEUED, detail))
     items = stores.queue.items()
     if not queue:
         rows += [_queued_row(i) for i in items]
@@ -174,7 +193,7 @@ def _row(drift: Drift, action: str, detail: str) -> Row:
 
 def _queued_row(item: QueuedDrift) -> Row:
     since = item.first_seen.isoformat(timespec="seconds")
-    return (item.vm_name, item.vm_uuid, item.kind, item.before, item.after, "queued",
+    return (item.vm_name, item.vm_uuid, item.kind, item.before, item.after, QueueState.QUEUED,
             f"since {since}, {item.attempts} attempt(s); last: {item.last_error}")
 
 

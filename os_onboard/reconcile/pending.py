@@ -24,7 +24,7 @@ from datetime import datetime
 
 from os_onboard.inventory.models import HostStatus, Inventory, PowerState
 from os_onboard.reconcile.drift import AdoptedServer, Drift, DriftKind
-from os_onboard.state.journal import QueuedDrift
+from os_onboard.state.drift_queue import QueuedDrift
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,10 @@
 """The state store: SQLAlchemy, SQLite by default, any SQLAlchemy URL works.
 
+This module opens the database and keeps inventory snapshots. What else is
+stored has a module each, opened on a :class:`StateStore`: plans and the
+apply journal (:mod:`.journal`), the reconciler's audit log (:mod:`.audit`),
+its drift queue (:mod:`.drift_queue`) and records cache (:mod:`.records_cache`).
+
 An inventory snapshot is stored whole, as its versioned JSON document, with a
 few summary columns for listing. Snapshots are immutable: a plan records the
 id of the snapshot it was made from, so ``apply`` can tell when it is stale.
@@ -13,12 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text, create_engine, event, select
+from sqlalchemy import DateTime, Integer, String, create_engine, event, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from os_onboard.exceptions import StateStoreError
 from os_onboard.inventory import Inventory, dump_inventory, load_inventory
+from os_onboard.state.base import BIG_TEXT, Base
 
 
 def default_url() -> str:
@@ -30,10 +36,6 @@ def default_url() -> str:
     return f"sqlite:///{base / 'os-onboard' / 'state.db'}"
 
 
-class Base(DeclarativeBase):
-    """Declarative base of every state-store table (snapshots, plans, journal)."""
-
-
 class _Snapshot(Base):
     __tablename__ = "inventory_snapshots"
 
@@ -43,7 +45,7 @@ class _Snapshot(Base):
     hosts: Mapped[int] = mapped_column(Integer)
     vms: Mapped[int] = mapped_column(Integer)
     problems: Mapped[int] = mapped_column(Integer)
-    document: Mapped[str] = mapped_column(Text().with_variant(Text(2**32 - 1), "mysql"))
+    document: Mapped[str] = mapped_column(BIG_TEXT)
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,9 @@ class StateStore:
             self._engine = create_engine(self.url)
             if self.url.startswith("sqlite:///"):
                 event.listen(self._engine, "connect", _sqlite_pragmas)
-            from os_onboard.state import journal  # noqa: F401  (registers its tables)
-
-            Base.metadata.create_all(self._engine)
+            # Snapshots only: the journal, audit log, drift queue and records
+            # cache create their tables when first opened on this store.
+            Base.metadata.create_all(self._engine, tables=[_Snapshot.__table__])
         except (SQLAlchemyError, OSError) as exc:
             raise StateStoreError(f"cannot open state store {self.url}: {exc}") from exc
 

@@ -13,7 +13,9 @@ from os_onboard.reconcile.pending import Records, records_document, records_from
 from os_onboard.reconcile.policy import parse_policies
 from os_onboard.reconcile.tolerate import Outcome
 from os_onboard.state import StateStore
-from os_onboard.state.journal import AuditLog, DriftQueue, RecordsCache
+from os_onboard.state.audit import AuditLog
+from os_onboard.state.drift_queue import DriftQueue
+from os_onboard.state.records_cache import RecordsCache
 from tests.unit.test_drift import HOSTS, UUID, host, server, vm
 
 TOLERATE = parse_policies("tolerate", [])

@@ -29,6 +29,7 @@ from os_onboard.reconcile.drift import Drift, DriftKind
 from os_onboard.reconcile.policy import ADOPT
 from os_onboard.reconcile.tolerate import adopt, disks, gone, migration, nics, power, resize
 from os_onboard.reconcile.tolerate.base import Context, Outcome
+from os_onboard.state.statuses import DriftAction
 
 __all__ = ["EXECUTORS", "Context", "Outcome", "Tolerator"]
 
@@ -61,7 +62,8 @@ class Tolerator:
                 return adopt.adopt(self.ctx, drift)
             return self._execute(drift)
         except OnboardError as exc:
-            return Outcome(drift, "failed", f"{exc} (the next pass retries)")
+            return Outcome(drift, DriftAction.FAILED, f"{exc} (the next pass retries)",
+                           temporary=exc.temporary)
 
     def _execute(self, drift: Drift) -> Outcome:
         executor = EXECUTORS.get(drift.kind)

@@ -33,6 +33,7 @@ from os_onboard.plan.model import Plan
 from os_onboard.reconcile.drift import Drift
 from os_onboard.reconcile.tolerate.base import Context, Outcome
 from os_onboard.state.journal import Journal, StepState
+from os_onboard.state.statuses import StepStatus, VmStatus
 
 #: seconds a running VM's NICs may show no IP before it is adopted anyway
 ADDRESS_WAIT = 60.0
@@ -44,7 +45,7 @@ def adopt(ctx: Context, drift: Drift, now: datetime | None = None) -> Outcome:
         raise CloudError("the adopt policy needs the state store's journal")
     newest = journal.newest_plan_of(drift.uuid)
     steps = journal.steps(newest) if newest is not None else {}
-    if any(state.status == "reverted" for (uuid, _), state in steps.items()
+    if any(state.status == StepStatus.REVERTED for (uuid, _), state in steps.items()
            if uuid == drift.uuid):
         return Outcome(drift, "reported", "released with 'os-onboard unmanage': not adopted "
                        "again by policy ('plan' and 'apply' adopt it)")
@@ -64,7 +65,7 @@ def adopt(ctx: Context, drift: Drift, now: datetime | None = None) -> Outcome:
                            + "; ".join(vm_plan.blocked))
         plan_id = journal.save_plan(plan)
     outcome = _run(ctx, journal, plan_id, plan)
-    if outcome.status != "adopted":
+    if outcome.status != VmStatus.ADOPTED:
         raise CloudError(f"plan {plan_id}: {outcome.status}: {outcome.detail}")
     return Outcome(drift, "tolerated", f"adopted by plan {plan_id}"
                    + (" (resumed)" if resumed else "") + f", same UUID, as {drift.name}")

@@ -26,17 +26,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from os_onboard.inventory.models import PowerState
+from os_onboard.plan.nova_states import NOVA_STATES
 from os_onboard.reconcile.drift import Drift
 from os_onboard.reconcile.tolerate.base import Context, Outcome
-
-#: libvirt power state -> (Nova vm_state, power_state) os-onboard may record.
-RECORDABLE = {PowerState.RUNNING: ("active", 1), PowerState.PAUSED: ("paused", 3),
-              PowerState.SHUTOFF: ("stopped", 4)}
 
 
 def power(ctx: Context, drift: Drift, now: datetime | None = None) -> Outcome:
     actual = PowerState(drift.detail["power_state"])
-    if actual not in RECORDABLE:
+    if actual not in NOVA_STATES:  # the states the planner refuses too
         return Outcome(drift, "reported",
                        f"reported only: Nova's power sync acts on a {actual} guest whatever "
                        "the record says (see docs/nova-out-of-band.md)")
@@ -47,6 +44,6 @@ def power(ctx: Context, drift: Drift, now: datetime | None = None) -> Outcome:
                            f"off for {waited:.0f} s of {ctx.shutdown_grace:.0f} s: recorded "
                            "once it stays off (a quick restart must not meet a STOPPED "
                            "record)", recheck_in=ctx.shutdown_grace - waited)
-    vm_state, power_state = RECORDABLE[actual]
+    vm_state, power_state = NOVA_STATES[actual]
     ctx.helper({"uuid": drift.uuid, "vm_state": vm_state, "power_state": power_state})
     return Outcome(drift, "tolerated", f"recorded {vm_state} (power state {power_state})")
