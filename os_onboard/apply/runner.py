@@ -45,6 +45,7 @@ from os_onboard.plan.cloudview import CloudView, Scope
 from os_onboard.plan.model import Op, Plan, SharedKind, SharedStep, Step, StepKind, VmPlan
 from os_onboard.retry import retry_temporary
 from os_onboard.state.journal import Journal, StepState
+from os_onboard.state.statuses import StepStatus, VmStatus
 
 SHARED = ""  # the journal's vm_uuid of shared steps
 #: Largest bulk requests (items): Neutron creates a bulk in one transaction.
@@ -63,7 +64,7 @@ STEP_RETRY_FIRST = 1.0
 class VmOutcome:
     uuid: str
     name: str
-    status: str = "pending"  # adopted | already | failed | skipped | blocked
+    status: VmStatus = VmStatus.PENDING
     detail: str = ""
     steps_done: int = 0
 
@@ -106,7 +107,7 @@ def apply_lock(state_url: str) -> Iterator[None]:
 
 def vm_done(steps: dict[tuple[str, str], StepState], vm: VmPlan) -> bool:
     """Every step of the VM is journaled done (``steps``: Journal.steps of the plan)."""
-    return all(getattr(steps.get((vm.uuid, s.key)), "status", None) == "done"
+    return all(getattr(steps.get((vm.uuid, s.key)), "status", None) == StepStatus.DONE
                for s in vm.steps)
 
 
@@ -148,21 +149,21 @@ class Applier:
         for vm in self.plan.vms:
             outcome = VmOutcome(vm.uuid, vm.name)
             if vm.op is Op.BLOCKED:
-                outcome.status, outcome.detail = "blocked", "; ".join(vm.blocked)
+                outcome.status, outcome.detail = VmStatus.BLOCKED, "; ".join(vm.blocked)
             elif vm.op is Op.EXISTS:
-                outcome.status, outcome.detail = "already", "already adopted"
+                outcome.status, outcome.detail = VmStatus.ALREADY, "already adopted"
             self.outcomes[vm.uuid] = outcome
         todo = [v for v in self.plan.vms if v.op is Op.CREATE and not vm_done(journal, v)]
         for vm in self.plan.vms:
             if vm.op is Op.CREATE and vm not in todo:
-                self.outcomes[vm.uuid].status = "adopted"
+                self.outcomes[vm.uuid].status = VmStatus.ADOPTED
                 self.outcomes[vm.uuid].detail = "done in an earlier run"
                 self._done += len(vm.steps)
         if not todo:
             return list(self.outcomes.values())
         self._check_host_options(todo)
         self._recheck_hypervisors(todo)
-        todo = [v for v in todo if self.outcomes[v.uuid].status == "pending"]
+        todo = [v for v in todo if self.outcomes[v.uuid].status == VmStatus.PENDING]
         self._run_shared()
         self._pipeline(todo)
         # Per VM: resumed allocations, and those of a bulk write that failed.
@@ -172,8 +173,8 @@ class Applier:
                     lambda vms: [{"uuid": v.uuid, "host": v.host} for v in vms])
         for vm in todo:
             outcome = self.outcomes[vm.uuid]
-            if outcome.status == "pending":
-                outcome.status = "adopted"
+            if outcome.status == VmStatus.PENDING:
+                outcome.status = VmStatus.ADOPTED
         return list(self.outcomes.values())
 
     # -- checks --------------------------------------------------------------------
@@ -182,7 +183,7 @@ class Applier:
         live = {vm.uuid: (host.host.uri, vm.power_state)
                 for host in inventory.hosts for vm in host.vms}
         for vm in vms:
-            done_server = self._step_state(vm, "server") == "done"
+            done_server = self._step_state(vm, "server") == StepStatus.DONE
             where = live.get(vm.uuid)
             if where is None:
                 reason = f"not found on {vm.host_uri} any more"
@@ -192,7 +193,7 @@ class Applier:
                 reason = f"power state is {where[1]} now, {vm.power_state} in the plan"
             else:
                 continue
-            self.outcomes[vm.uuid].status = "skipped"
+            self.outcomes[vm.uuid].status = VmStatus.SKIPPED
             self.outcomes[vm.uuid].detail = (f"VM changed since the plan ({reason}); run "
                                              "'os-onboard discover' and 'plan' again")
 
@@ -200,7 +201,7 @@ class Applier:
         state = self._steps.get((vm.uuid if vm else SHARED, key))
         return state.status if state else None
 
-    def _record(self, uuid: str, key: str, status: str, result: dict | None = None,
+    def _record(self, uuid: str, key: str, status: StepStatus, result: dict | None = None,
                 error: str = "") -> None:
         self.journal.record(self.plan_id, uuid, key, status, result, error)
         with self._lock:
@@ -213,17 +214,17 @@ class Applier:
         recorded = self._steps
         for step in self.plan.shared:
             state = recorded.get((SHARED, step.key))
-            if state and state.status == "done":
+            if state and state.status == StepStatus.DONE:
                 self.env.shared[step.key] = state.result
             else:
-                self._record(SHARED, step.key, "started")
+                self._record(SHARED, step.key, StepStatus.STARTED)
                 try:
                     result = self._shared(step)
                 except OnboardError as exc:
-                    self._record(SHARED, step.key, "failed",
+                    self._record(SHARED, step.key, StepStatus.FAILED,
                                         error=str(exc))
                     raise
-                self._record(SHARED, step.key, "done", result)
+                self._record(SHARED, step.key, StepStatus.DONE, result)
                 self.env.shared[step.key] = result
             self._tick(step.key)
 
@@ -259,7 +260,7 @@ class Applier:
 
     # -- per-VM steps --------------------------------------------------------------
     def _parallel(self, vms: list[VmPlan], fn: Callable[[VmPlan], None]) -> None:
-        ready = [v for v in vms if self.outcomes[v.uuid].status == "pending"]
+        ready = [v for v in vms if self.outcomes[v.uuid].status == VmStatus.PENDING]
         with ThreadPoolExecutor(max_workers=max(1, self.options.parallel)) as pool:
             list(pool.map(fn, ready))
 
@@ -271,13 +272,13 @@ class Applier:
     def _execute(self, vm: VmPlan, key: str, fn: Callable[[bool], dict]) -> bool:
         """Run one step unless done; journal it; False when it failed."""
         state = self._step_state(vm, key)
-        if state == "done":
+        if state == StepStatus.DONE:
             self._tick(f"{vm.name} {key}")
             return True
         # A step never started cannot have left a record behind: executors skip
         # their look-up then (one request less per record on a first apply).
         resume = state is not None
-        self._record(vm.uuid, key, "started")
+        self._record(vm.uuid, key, StepStatus.STARTED)
         try:
             # A temporary error (a service down, an answer lost) is retried here
             # with backoff, as a resume: the lost answer may hide a record made.
@@ -286,15 +287,15 @@ class Applier:
         except OnboardError as exc:
             self._fail(vm, key, str(exc))
             return False
-        self._record(vm.uuid, key, "done", result)
+        self._record(vm.uuid, key, StepStatus.DONE, result)
         self.outcomes[vm.uuid].steps_done += 1
         self._tick(f"{vm.name} {key}")
         return True
 
     def _fail(self, vm: VmPlan, key: str, error: str) -> None:
-        self._record(vm.uuid, key, "failed", error=error)
+        self._record(vm.uuid, key, StepStatus.FAILED, error=error)
         outcome = self.outcomes[vm.uuid]
-        outcome.status = "failed"
+        outcome.status = VmStatus.FAILED
         outcome.detail = (f"{key}: {error} (rerun 'os-onboard apply' to resume, or "
                           f"'os-onboard unmanage {vm.name}' to undo)")
 
@@ -309,7 +310,7 @@ class Applier:
         is kept: the journal and resumes see the same steps as before.
         """
         chunks = [vms[i:i + PIPELINE_CHUNK] for i in range(0, len(vms), PIPELINE_CHUNK)]
-        if any(self._step_state(vm, StepKind.SERVER.value) != "done" for vm in vms):
+        if any(self._step_state(vm, StepKind.SERVER.value) != StepStatus.DONE for vm in vms):
             try:
                 self._stream = HelperStream("adopt", self.options.nova_python,
                                             self.options.nova_config)
@@ -354,7 +355,7 @@ class Applier:
     def _first_attempts(self, vms: list[VmPlan], kind: StepKind) -> list[tuple[VmPlan, Step]]:
         """The steps of this kind never started (a resumed step is looked up first,
         one at a time: it may have left a record behind)."""
-        return [(vm, step) for vm in vms if self.outcomes[vm.uuid].status == "pending"
+        return [(vm, step) for vm in vms if self.outcomes[vm.uuid].status == VmStatus.PENDING
                 for step in vm.steps if step.kind is kind
                 and self._step_state(vm, step.key) is None]
 
@@ -372,7 +373,7 @@ class Applier:
 
         def chunk(items: list[tuple[VmPlan, Step]]) -> None:
             for vm, step in items:
-                self._record(vm.uuid, step.key, "started")
+                self._record(vm.uuid, step.key, StepStatus.STARTED)
             try:
                 ports = ex.create_ports(self.env, items)
             except OnboardError:
@@ -383,7 +384,7 @@ class Applier:
                 except OnboardError as exc:
                     self._fail(vm, step.key, str(exc))
                     continue
-                self._record(vm.uuid, step.key, "done", result)
+                self._record(vm.uuid, step.key, StepStatus.DONE, result)
                 self.outcomes[vm.uuid].steps_done += 1
 
         self._in_threads(chunk, self._chunks(batch, BULK_PORTS))
@@ -391,13 +392,13 @@ class Applier:
     def _bulk_allocations(self, vms: list[VmPlan]) -> None:
         """New consumers in Placement's bulk write (POST /allocations), a chunk
         per request; a chunk that fails is left to the per-VM steps."""
-        ready = [vm for vm in vms if self.outcomes[vm.uuid].status == "pending"
-                 and self._step_state(vm, StepKind.SERVER.value) == "done"]
+        ready = [vm for vm in vms if self.outcomes[vm.uuid].status == VmStatus.PENDING
+                 and self._step_state(vm, StepKind.SERVER.value) == StepStatus.DONE]
         batch = [(vm, step) for vm, step in self._first_attempts(ready, StepKind.ALLOCATION)]
 
         def chunk(items: list[tuple[VmPlan, Step]]) -> None:
             for vm, step in items:
-                self._record(vm.uuid, step.key, "started")
+                self._record(vm.uuid, step.key, StepStatus.STARTED)
             try:
                 results = ex.create_allocations(self.env, [
                     (vm, self._flavor(vm), step.params["project_id"],
@@ -406,7 +407,7 @@ class Applier:
             except OnboardError:
                 return  # _allocation resumes them (a look-up, then one write each)
             for (vm, step), result in zip(items, results, strict=True):
-                self._record(vm.uuid, step.key, "done", result)
+                self._record(vm.uuid, step.key, StepStatus.DONE, result)
                 self.outcomes[vm.uuid].steps_done += 1
 
         self._in_threads(chunk, self._chunks(batch, BULK_ALLOCATIONS))
@@ -472,7 +473,7 @@ class Applier:
         for vm in vms:
             step = next(s for s in vm.steps if s.kind is StepKind.SERVER)
             item = ex.server_item(self.env, vm, step, self._results(vm), self.when)
-            if self._step_state(vm, StepKind.NETWORK_CACHE.value) != "done":
+            if self._step_state(vm, StepKind.NETWORK_CACHE.value) != StepStatus.DONE:
                 # The same helper run rebuilds the cache (Nova's refresh). No
                 # "started" entry of its own: rewriting a cache is harmless, and
                 # a rerun either redoes this run (the server's step is started)
@@ -484,7 +485,7 @@ class Applier:
     def _cache_built(self, vm: VmPlan, result: dict) -> None:
         """The adopt run rebuilt this VM's network cache too: journal that step."""
         if "network_cache" in result:
-            self._record(vm.uuid, StepKind.NETWORK_CACHE.value, "done",
+            self._record(vm.uuid, StepKind.NETWORK_CACHE.value, StepStatus.DONE,
                          result["network_cache"])
             self.outcomes[vm.uuid].steps_done += 1
 
@@ -492,16 +493,16 @@ class Applier:
                make_items: Callable[[list[VmPlan]], list[dict]]) -> None:
         ready = []
         for vm in vms:
-            if self.outcomes[vm.uuid].status != "pending":
+            if self.outcomes[vm.uuid].status != VmStatus.PENDING:
                 continue
-            if self._step_state(vm, kind.value) == "done":
+            if self._step_state(vm, kind.value) == StepStatus.DONE:
                 self._tick(f"{vm.name} {kind.value}")
             else:
                 ready.append(vm)
         if not ready:
             return
         for vm in ready:
-            self._record(vm.uuid, kind.value, "started")
+            self._record(vm.uuid, kind.value, StepStatus.STARTED)
         try:
             results = self._run_helper(command, make_items(ready))
         except OnboardError as exc:
@@ -514,7 +515,7 @@ class Applier:
             if "error" in result:
                 self._fail(vm, kind.value, f"Nova-side helper: {result['error']}")
             else:
-                self._record(vm.uuid, kind.value, "done", result)
+                self._record(vm.uuid, kind.value, StepStatus.DONE, result)
                 self.outcomes[vm.uuid].steps_done += 1
                 self._tick(f"{vm.name} {kind.value}")
                 if kind is StepKind.SERVER:

@@ -11,8 +11,9 @@ Every method returns plain dicts (never SDK objects) and raises
 :class:`~os_onboard.exceptions.CloudError`: :class:`TemporaryCloudError` when
 retrying later may work (the service down or answering 5xx); a refusal by the
 service carries its HTTP ``status_code`` (e.g. 409 on a conflict). The error
-classes live here, not in the adapter, so that code raising or catching them
-(and the fake) needs no openstacksdk.
+classes live in :mod:`os_onboard.exceptions` (re-exported here), not in the
+adapter, so that code raising or catching them (and the fake) needs no
+openstacksdk.
 """
 
 from __future__ import annotations
@@ -21,21 +22,8 @@ import abc
 from collections.abc import Iterable
 from typing import Any
 
-from os_onboard.exceptions import CloudError
-
-
-class TemporaryCloudError(CloudError):
-    """The service did not answer or answered 5xx: retrying later may work."""
-
-    temporary = True
-
-
-class VolumeWentToError(CloudError):
-    """A volume os-onboard waited for reached an error status instead."""
-
-    def __init__(self, volume_id: str, status: str) -> None:
-        super().__init__(f"volume {volume_id} went to {status}; see cinder-volume's log")
-        self.volume_id, self.status = volume_id, status
+from os_onboard.exceptions import TemporaryCloudError as TemporaryCloudError
+from os_onboard.exceptions import VolumeWentToError as VolumeWentToError
 
 
 class Cloud(abc.ABC):

@@ -71,50 +71,32 @@ def world(tmp_path, monkeypatch):
     return World(tmp_path, monkeypatch)
 
 
-def _lose_answers(world, monkeypatch, times: int) -> list[int]:
-    """put_allocations writes, then its answer is lost ``times`` times (temporary)."""
-    real, calls = world.cloud.put_allocations, []
-
-    def lossy(*args, **kwargs):
-        real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) <= times:
-            raise TemporaryCloudError("allocate: read timed out")
-    monkeypatch.setattr(world.cloud, "put_allocations", lossy)
-    return calls
-
-
-def test_apply_retries_a_step_whose_error_is_temporary(world, monkeypatch):
+def test_apply_retries_a_step_whose_error_is_temporary(world):
     plan_id, plan = world.plan(vm1())
-    world.cloud.fail_on.update(post_allocations=1)  # the bulk fails: one step per VM
-    _lose_answers(world, monkeypatch, times=1)
+    world.cloud.fail("post_allocations")  # the bulk fails: one step per VM
+    world.cloud.fail("put_allocations", status=503)  # then Placement answers 503 once
     outcome = world.apply(plan_id, plan)["lab-vm1"]
     assert outcome.status == VmStatus.ADOPTED  # in this run, no rerun needed
     assert world.journal.steps(plan_id)[(UUID1, "allocation")].status is StepStatus.DONE
-    assert world.cloud.calls.count("allocations") == 2  # the retry looked its write up
-    assert UUID1 in world.cloud.allocs
+    assert world.cloud.calls.count("put_allocations") == 2
 
 
-def test_apply_fails_a_step_whose_temporary_error_persists(world, monkeypatch):
+def test_apply_fails_a_step_whose_temporary_error_persists(world):
     plan_id, plan = world.plan(vm1())
-    world.cloud.fail_on.update(post_allocations=1)
-    calls: list[str] = []
-
-    def down(consumer):
-        calls.append(consumer)
-        raise TemporaryCloudError("placement: Connection refused")
-    monkeypatch.setattr(world.cloud, "allocations", down)
+    world.cloud.fail("post_allocations")
+    world.cloud.fail("allocations", status=503, times=99)  # the resume's look-up
     outcome = world.apply(plan_id, plan)["lab-vm1"]
-    assert outcome.status == VmStatus.FAILED and "Connection refused" in outcome.detail
-    assert calls == [UUID1] * runner.STEP_ATTEMPTS
+    assert outcome.status == VmStatus.FAILED and "HTTP 503" in outcome.detail
+    assert world.cloud.calls.count("allocations") == runner.STEP_ATTEMPTS
     assert world.journal.steps(plan_id)[(UUID1, "allocation")].status is StepStatus.FAILED
 
 
 def test_apply_does_not_retry_a_permanent_error(world):
     plan_id, plan = world.plan(vm1())
-    world.cloud.fail_on.update(post_allocations=1, put_allocations=1)
+    world.cloud.fail("post_allocations")
+    world.cloud.fail("put_allocations", status=409)
     outcome = world.apply(plan_id, plan)["lab-vm1"]
-    assert outcome.status == VmStatus.FAILED
+    assert outcome.status == VmStatus.FAILED and "HTTP 409" in outcome.detail
     assert world.cloud.calls.count("put_allocations") == 1
 
 

@@ -36,10 +36,8 @@ def _translate(what: str, exc: Exception) -> CloudError:
     message = f"{what}: {detail}".strip()
     if isinstance(exc, ksa_exc.ConnectFailure | ksa_exc.ConnectTimeout
                   | ksa_exc.ServiceUnavailable) or (status and int(status) >= 500):
-        return TemporaryCloudError(message)
-    error = CloudError(message)
-    error.status_code = status  # type: ignore[attr-defined]
-    return error
+        return TemporaryCloudError(message, status_code=int(status) if status else None)
+    return CloudError(message, status_code=int(status) if status else None)
 
 
 def call(what: str, fn: Callable[[], T]) -> T:
