@@ -778,6 +778,25 @@ $(os_tail "$LAB_OS_LOG/dbsync-${names[$i]}.log" 4)"
     os_log "database syncs done after $(lab_elapsed "$t0")s"
 }
 
+# Soft-delete (deleted = id, as Nova's security_group_destroy does) all but the
+# oldest live project-less 'default' security group of each cell database.
+# Concurrent instance creates with a project-less admin context (os-onboard's
+# adopt helper before it wrote with the owner's project) leave duplicates, on
+# which every such create fails with a TypeError (MySQL's unique key lets NULLs
+# repeat), and the databases outlive `lab down`. Idempotent.
+os_repair_default_groups() {
+    local db n
+    for db in nova nova_cell0; do
+        n=$(os_sql "UPDATE \`$db\`.security_groups SET deleted = id, deleted_at = NOW()
+WHERE name = 'default' AND project_id IS NULL AND deleted = 0 AND id > (
+    SELECT k.id FROM (SELECT MIN(id) AS id FROM \`$db\`.security_groups
+    WHERE name = 'default' AND project_id IS NULL AND deleted = 0) AS k);
+SELECT ROW_COUNT();") || die "openstack: repairing $db.security_groups failed: $n"
+        [[ $n == 0 ]] ||
+            os_log "$db: soft-deleted $n duplicate project-less 'default' security group(s)"
+    done
+}
+
 # Environment of bootstrap.py.
 os_bootstrap_env() {
     os_base_env
@@ -879,6 +898,7 @@ openstack_up() {
     fi
     [[ -n $created ]] && os_log "created databases: $created"
     os_dbsyncs "$created"
+    os_repair_default_groups
     os_bootstrap clouds
     # Keystone (and the other APIs, which need nothing at start) first; the
     # workers check their credentials at start, so they wait for the catalog.

@@ -38,6 +38,7 @@ def helper(tmp_path, monkeypatch):
     (pkg / "_common.py").write_text((EXTRAS / "os_onboard_nova" / "_common.py").read_text())
     (pkg / "adopt.py").write_text(STAND_IN)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("OS_ONBOARD_NOVA_LOG", str(tmp_path / "helper.log"))
     return lambda: HelperStream("adopt", sys.executable, ["unused.conf"])
 
 
@@ -46,7 +47,11 @@ def test_one_process_answers_batch_after_batch(helper):
         first = stream.run([{"uuid": "a"}, {"uuid": "b", "fail": True}], timeout=30)
         second = stream.run([{"uuid": "c"}], timeout=30)
     assert [r["uuid"] for r in first] == ["a", "b"]
-    assert first[1]["error"] == "RuntimeError: no such thing"
+    # One line for the journal, pointing at the whole traceback (which the result has too).
+    log = Path(os.environ["OS_ONBOARD_NOVA_LOG"])
+    assert first[1]["error"] == f"RuntimeError: no such thing (traceback in {log})"
+    assert 'raise RuntimeError("no such thing")' in first[1]["traceback"]
+    assert 'raise RuntimeError("no such thing")' in log.read_text()
     assert second[0]["pid"] == first[0]["pid"] != os.getpid()
 
 

@@ -7,9 +7,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import threading
+import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+#: Where failed items' tracebacks go (default: beside os-onboard's state store).
+LOG_ENV = "OS_ONBOARD_NOVA_LOG"
+
+
+class Refusal(RuntimeError):
+    """A failure whose message says all the operator needs: no traceback logged."""
 
 
 def parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -27,6 +39,21 @@ def boot(config_files: list[str]) -> tuple[Any, Any, Any]:
                                               for a in ("--config-file", f)])
     objects.register_all()
     return config.CONF, context, objects
+
+
+def owner_context(context: Any, item: dict) -> Any:
+    """An admin context acting for the item's owner, as Nova's API writes.
+
+    Admin, so reads are not limited to the owner's project; with the owner's
+    ids, because what Nova creates for "the context's project" (the default
+    security group of ``instance_create``) must be the owner's, never a
+    project-less one (see ``default_group``).
+    """
+    if not item.get("project_id") or not item.get("user_id"):
+        raise ValueError(f"item {item.get('uuid')} has no project_id or user_id: Nova's "
+                         "records are written for their owner")
+    return context.RequestContext(user_id=item["user_id"], project_id=item["project_id"],
+                                  is_admin=True, read_deleted="no", overwrite=False)
 
 
 def cell_for_host(ctxt: Any, objects: Any, host: str) -> Any:
@@ -57,6 +84,50 @@ def _batches() -> Any:
             yield json.loads(line)
 
 
+def log_path() -> Path:
+    """``$OS_ONBOARD_NOVA_LOG``, else ``nova-helper.log`` in os-onboard's state
+    directory (``$XDG_STATE_HOME/os-onboard``): the helper runs as the operator."""
+    if os.environ.get(LOG_ENV):
+        return Path(os.environ[LOG_ENV])
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "os-onboard" / "nova-helper.log"
+
+
+_log_lock = threading.Lock()
+
+
+def log_failure(item: dict, text: str) -> str | None:
+    """Append a failed item's traceback to :func:`log_path`; the path, or None
+    when it cannot be written (the traceback then goes to stderr)."""
+    path = log_path()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    entry = (f"{stamp} {Path(sys.argv[0]).stem or 'os_onboard_nova'} pid {os.getpid()} "
+             f"item {item.get('uuid')}:\n{text.rstrip()}\n\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _log_lock:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a") as fh:
+                fh.write(entry)
+        return str(path)
+    except OSError:
+        print(entry, file=sys.stderr, flush=True)
+        return None
+
+
+def failure(item: dict, exc: Exception) -> dict:
+    """One item's failed result: the error on one line (the caller journals it)
+    pointing at the logged traceback, which the result carries too."""
+    error = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, Refusal):
+        return {"uuid": item.get("uuid"), "error": error}
+    text = "".join(traceback.format_exception(exc))
+    logged = log_failure(item, text)
+    if logged:
+        error += f" (traceback in {logged})"
+    return {"uuid": item.get("uuid"), "error": error, "traceback": text}
+
+
 def run_batch(handler: Callable[..., dict], args: argparse.Namespace,
               workers: int = 1, prepare: Callable[[list[dict]], Any] | None = None) -> int:
     """Read JSON lists of items on stdin, handle each item, print one JSON list per list.
@@ -65,11 +136,12 @@ def run_batch(handler: Callable[..., dict], args: argparse.Namespace,
     caller may keep one process - and Nova's seconds of imports - for many
     batches, writing the next list when it likes; EOF ends the process.
     One item's failure does not stop the others: its result is
-    ``{"uuid": …, "error": "…"}`` and the exit status stays 0, so the caller
-    journals every VM's outcome. ``workers`` > 1 handles items in threads
-    (for handlers that mostly wait on other services' APIs). With
-    ``prepare``, ``handler(item, prepare(items))``: what a whole list needs
-    is read once (a failed prepare fails the process: nothing was written).
+    ``{"uuid": …, "error": "…", "traceback": "…"}`` (see :func:`failure`) and
+    the exit status stays 0, so the caller journals every VM's outcome.
+    ``workers`` > 1 handles items in threads (for handlers that mostly wait on
+    other services' APIs). With ``prepare``, ``handler(item, prepare(items))``:
+    what a whole list needs is read once (a failed prepare fails the process:
+    nothing was written).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -77,7 +149,7 @@ def run_batch(handler: Callable[..., dict], args: argparse.Namespace,
         try:
             return handler(item) if prepare is None else handler(item, prepared)
         except Exception as exc:  # the caller journals it per VM
-            return {"uuid": item.get("uuid"), "error": f"{type(exc).__name__}: {exc}"}
+            return failure(item, exc)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for items in _batches():

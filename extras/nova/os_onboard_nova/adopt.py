@@ -13,6 +13,11 @@ the libvirt driver finds the running domain (``lookupByUUIDString``):
   virtual interfaces in the domain's NIC order;
 * API DB: the InstanceMapping and the RequestSpec (move operations need it).
 
+Written with an admin context of the instance's owner (project and user), as
+Nova's API writes a server: ``instance_create`` ensures the context's
+project's default security group, which a project-less context would make
+project-less (``default_group``: duplicates of it break every later create).
+
 Idempotent per instance: an instance that exists with os-onboard's marker is
 completed (missing pieces added), one without the marker is refused.
 
@@ -32,7 +37,7 @@ import json
 import sys
 from typing import Any
 
-from os_onboard_nova import _common, network_cache
+from os_onboard_nova import _common, default_group, network_cache
 
 MARKER_KEY = "os-onboard:adopted"
 
@@ -43,7 +48,9 @@ def adopt(item: dict, conf: Any, context: Any, objects: Any,
     from nova.network import model as network_model
     from oslo_utils import timeutils
 
-    ctxt = context.get_admin_context()
+    # The owner's context, not get_admin_context(): instance_create ensures a
+    # default security group for the context's project (default_group).
+    ctxt = _common.owner_context(context, item)
     cell = _common.cell_for_host(ctxt, objects, item["host"])
     flavor = objects.Flavor.get_by_flavor_id(ctxt, item["flavor_id"])
     created = False
@@ -56,6 +63,7 @@ def adopt(item: dict, conf: Any, context: Any, objects: Any,
                 raise RuntimeError(f"instance {item['uuid']} exists and was not adopted by "
                                    "os-onboard; refusing to touch it")
         except exception.InstanceNotFound:
+            default_group.ensure(cctxt, cell, item["project_id"])
             node = objects.ComputeNode.get_by_host_and_nodename(cctxt, item["host"],
                                                                 item["node"])
             instance = objects.Instance(
@@ -99,7 +107,7 @@ def adopt(item: dict, conf: Any, context: Any, objects: Any,
                 result["network_cache"] = {"vifs": network_cache.refresh_instance(
                     cctxt, instance, snapshot)}
         except Exception as exc:  # the records stand; the cache is rebuilt later
-            result["network_cache_error"] = f"{type(exc).__name__}: {exc}"
+            result["network_cache_error"] = _common.failure(item, exc)["error"]
     return result
 
 
