@@ -5,21 +5,16 @@ cloud's CloudView); the journal is a temp SQLite store. The hypervisor
 re-read (discover_hosts) and the Nova/Cinder-side helpers are monkeypatched.
 """
 
-import copy
-import functools
-import itertools
-import json
 import os
-from collections import defaultdict
 
 import pytest
 
 from os_onboard.apply import release, runner, steps
 from os_onboard.apply.runner import Applier, ApplyOptions, StalePlanError, apply_lock
 from os_onboard.apply.steps import DISK_KEY, ApplyEnv
-from os_onboard.cloud.openstack import TemporaryCloudError, VolumeWentToError
+from os_onboard.cloud.fake import FakeCloud
 from os_onboard.drivers.libvirt.hostwrite import persistent
-from os_onboard.exceptions import CloudError, NovaHelperError, StateStoreError
+from os_onboard.exceptions import NovaHelperError, StateStoreError
 from os_onboard.inventory.models import (
     AddressSource,
     Disk,
@@ -52,223 +47,15 @@ NETWORK = {"id": "net-lab", "name": "onboard-lab", "physical_network": "physnet1
            "network_type": "flat", "segment": None, "subnet_ids": ["sub-lab"]}
 SUBNET = {"id": "sub-lab", "name": "onboard-lab-v4", "network_id": "net-lab",
           "cidr": "192.168.150.0/24", "enable_dhcp": False, "ip_version": 4}
-#: Calls that write to the cloud (or would, for delete_attachment: never allowed).
-WRITES = {"create_flavor", "create_image_record", "upload_image", "create_network",
-          "create_subnet", "create_port", "create_ports", "update_port", "delete_port",
-          "manage_volume", "create_attachment", "complete_attachment", "delete_attachment",
-          "reset_volume_detached", "unmanage_volume", "put_allocations", "post_allocations",
-          "delete_allocations"}
 
 
 # -- the fake cloud -----------------------------------------------------------------
 
-def logged(fn):
-    @functools.wraps(fn)
-    def wrapper(self, *args, **kwargs):
-        self.calls.append(fn.__name__)
-        if self.fail_on.get(fn.__name__, 0) > 0:
-            self.fail_on[fn.__name__] -= 1
-            raise CloudError(f"{fn.__name__}: injected failure")
-        return fn(self, *args, **kwargs)
-    return wrapper
-
-
-class FakeCloud:
-    """Just what the executors call, with OpenStackCloud's dict shapes. Every public
-    call is appended to .calls (see ``logged``); the helpers log "helper:"/"cinder:"."""
-
-    def __init__(self):
-        self.calls: list[str] = []
-        self.fail_on: dict[str, int] = {}  # method -> failures still to inject
-        self.bind_fail: set[str] = set()   # MACs whose ports come back binding_failed
-        self.lose_answers: set[str] = set()  # bulk writes that commit, then time out
-        self.cache_fail: set[str] = set()  # UUIDs whose cache the adopt run cannot build
-        self.manage_fails: set[str] = set()  # names of volumes whose manage goes to error
-        self.servers_, self.volumes_, self.attachments_, self.allocs = {}, {}, {}, {}
-        self.ports_: list[dict] = []
-        self.flavors_: list[dict] = []
-        self.images: dict[str, dict] = {}
-        self.helper_items: dict[str, list[dict]] = defaultdict(list)
-        self._ids = itertools.count(1)
-
-    def _id(self, kind):
-        return f"{kind}-{next(self._ids)}"
-    def writes(self):
-        return [c for c in self.calls if c in WRITES or ":" in c]
-    def project_id(self, name):
-        return {"demo": "p-demo"}.get(name)
-    def user_id(self, name):
-        return {"demo": "u-demo"}.get(name)
-
-    # -- Keystone, Nova, Glance
-    def current_ids(self):
-        return "p-admin", "u-admin"
-    def hypervisors(self):
-        return [dict(HYPERVISOR)]
-    def servers(self):
-        return copy.deepcopy(self.servers_)
-    def server(self, uuid):
-        s = self.servers_.get(uuid)
-        return s and {"id": uuid, **{k: s[k] for k in ("name", "status", "host", "metadata")}}
-    def networks(self):
-        return [dict(NETWORK)]
-    def subnets(self):
-        return [dict(SUBNET)]
-    def flavors(self):
-        return copy.deepcopy(self.flavors_)
-    def create_flavor(self, name, vcpus, ram, disk, project_id, description):
-        self.flavors_.append({"id": self._id("flavor"), "name": name, "vcpus": vcpus,
-                              "ram": ram, "disk": disk, "ephemeral": 0, "swap": 0,
-                              "is_public": project_id is None, "extra_specs": {}})
-        return {"id": self.flavors_[-1]["id"], "name": name}
-    def image_by_name(self, name):
-        return self.images.get(name)
-    def create_image_record(self, name, properties):
-        self.images[name] = {"id": self._id("image"), "name": name, "status": "active"}
-        return dict(self.images[name])
-
-    # -- Neutron
-    def ports(self, **filters):
-        field = {"mac_address": "mac", "network_id": "network_id", "device_id": "device_id"}
-        return [dict(p) for p in self.ports_
-                if all(p[field[k]] == v for k, v in filters.items())]
-    def _vif(self, mac):
-        return "binding_failed" if mac in self.bind_fail else "bridge"
-    def create_ports(self, ports):
-        """Neutron's bulk create: one transaction, all or none."""
-        taken = {(p["network_id"], p["mac"]) for p in self.ports_}
-        clash = [a["mac_address"] for a in ports if (a["network_id"], a["mac_address"]) in taken]
-        if clash:
-            raise conflict(f"MAC {clash[0]} is in use")
-        made = [self.create_port.__wrapped__(self, **a) for a in ports]
-        if "create_ports" in self.lose_answers:
-            raise TemporaryCloudError("create ports: read timed out")
-        return made
-    def create_port(self, **a):
-        self.ports_.append({
-            "id": self._id("port"), "name": a["name"], "network_id": a["network_id"],
-            "mac": a["mac_address"], "fixed_ips": a["fixed_ips"], "device_id": a["device_id"],
-            "device_owner": a["device_owner"], "host": a["binding_host_id"],
-            "vif_type": self._vif(a["mac_address"]), "status": "DOWN",
-            "description": a["description"], "project_id": a["project_id"]})
-        return dict(self.ports_[-1])
-    def update_port(self, port_id, binding_host_id):
-        port = next(p for p in self.ports_ if p["id"] == port_id)
-        port.update(host=binding_host_id, vif_type=self._vif(port["mac"]))
-        return dict(port)
-    def delete_port(self, port_id):
-        self.ports_ = [p for p in self.ports_ if p["id"] != port_id]
-
-    # -- Cinder
-    def volumes(self, metadata="{}"):
-        want = json.loads(metadata).items()
-        return [copy.deepcopy(v) for v in self.volumes_.values() if want <= v["metadata"].items()]
-    def manage_volume(self, host, ref, name, metadata, bootable=False):
-        vid = self._id("vol")
-        status = "error" if name in self.manage_fails else "available"
-        self.volumes_[vid] = {"id": vid, "name": name, "status": status, "size": 2,
-                              "metadata": dict(metadata), "service_uuid": None,
-                              "os-vol-tenant-attr:tenant_id": "p-admin", "ref": ref}
-        return dict(self.volumes_[vid])
-    def wait_volume(self, volume_id, statuses):
-        if self.volumes_[volume_id]["status"] == "error":
-            raise VolumeWentToError(volume_id, "error")
-        assert self.volumes_[volume_id]["status"] in statuses
-        return copy.deepcopy(self.volumes_[volume_id])
-    def attachments(self, volume_id):
-        return [dict(a) for a in self.attachments_.values() if a["volume_id"] == volume_id]
-    def create_attachment(self, volume_id, instance_uuid, connector):
-        aid = self._id("att")
-        self.attachments_[aid] = {
-            "id": aid, "volume_id": volume_id, "instance": instance_uuid, "status": "reserved",
-            "connector": connector, "connection_info": {
-                "driver_volume_type": "rbd", "name": f"legacy/volume-{volume_id}",
-                "hosts": ["127.0.0.1"], "attachment_id": aid}}
-        self.volumes_[volume_id]["status"] = "reserved"
-        return dict(self.attachments_[aid])
-    def complete_attachment(self, attachment_id):
-        attachment = self.attachments_[attachment_id]
-        attachment["status"] = "attached"
-        self.volumes_[attachment["volume_id"]]["status"] = "in-use"
-    def delete_attachment(self, attachment_id):  # what unmanage must never do
-        self.attachments_.pop(attachment_id)
-    def reset_volume_detached(self, volume_id):
-        self.volumes_[volume_id]["status"] = "available"
-        self.attachments_ = {k: a for k, a in self.attachments_.items()
-                             if a["volume_id"] != volume_id}
-    def unmanage_volume(self, volume_id):
-        assert self.volumes_[volume_id]["status"] in ("available", "error"), \
-            "unmanage of an in-use volume"
-        del self.volumes_[volume_id]
-
-    # -- Placement
-    def allocations(self, consumer):
-        return copy.deepcopy(self.allocs.get(consumer, {"allocations": {}}))
-    def put_allocations(self, consumer, provider, resources, project_id, user_id, generation):
-        self.allocs[consumer] = {"allocations": {provider: {"resources": dict(resources)}},
-                                 "consumer_generation": (generation or 0) + 1,
-                                 "project_id": project_id, "user_id": user_id}
-    def post_allocations(self, consumers):
-        """Placement's POST /allocations: all or none; a known consumer needs its
-        generation."""
-        stale = [u for u, c in consumers.items()
-                 if self.allocs.get(u, {}).get("consumer_generation") != c["generation"]]
-        if stale:
-            raise conflict(f"consumer generation conflict for {stale[0]}")
-        for uuid, c in consumers.items():
-            self.put_allocations.__wrapped__(self, uuid, c["provider"], c["resources"],
-                                             c["project_id"], c["user_id"], c["generation"])
-        if "post_allocations" in self.lose_answers:
-            raise TemporaryCloudError("allocate: read timed out")
-    def delete_allocations(self, consumer):
-        self.allocs.pop(consumer, None)
-
-    # -- the service-side helpers (run_helper / run_cinder_helper)
-    def nova_helper(self, command, args, python=None, config_files=(), timeout=0, stdin=None):
-        assert (python, list(config_files)) == ("nova-python", ["nova.conf"])
-        self.calls.append(f"helper:{command}")
-        self.helper_items[command].extend(copy.deepcopy(stdin))
-        results = []
-        for item in stdin:
-            result = {"uuid": item["uuid"], "purged": command == "release"}
-            if command == "adopt":
-                self.servers_[item["uuid"]] = {
-                    "name": item["name"], "status": "ACTIVE", "host": item["host"],
-                    "node": item["node"], "metadata": dict(item["metadata"]),
-                    "project_id": item["project_id"], "flavor": None,
-                    "power_state": item["power_state"], "task_state": None}
-                if item.get("network_cache") and item["uuid"] in self.cache_fail:
-                    result["network_cache_error"] = "NeutronClientException: injected"
-                elif item.get("network_cache"):
-                    result["network_cache"] = {"vifs": self.vifs(item["uuid"])}
-            elif command == "network_cache":
-                result["vifs"] = self.vifs(item["uuid"])
-            elif command == "release":
-                self.servers_.pop(item["uuid"], None)
-            results.append(result)
-        return results
-
-    def vifs(self, uuid):
-        return [{"id": p["id"], "mac": p["mac"]} for p in self.ports_ if p["device_id"] == uuid]
-
-    def cinder_helper(self, command, stdin):
-        self.calls.append(f"cinder:{command}")
-        for item in stdin:
-            self.volumes_[item["id"]].update({"service_uuid": "svc-1",
-                                              "os-vol-tenant-attr:tenant_id": item["project_id"]})
-        return [{"id": i["id"]} for i in stdin]
-
-
-for _name, _fn in list(vars(FakeCloud).items()):
-    if callable(_fn) and not _name.startswith("_") and _name not in (
-            "writes", "nova_helper", "cinder_helper"):
-        setattr(FakeCloud, _name, logged(_fn))
-
-
-def conflict(message):
-    error = CloudError(f"HTTP 409: {message}")
-    error.status_code = 409
-    return error
+def lab_cloud():
+    """The shipped fake with this lab's world: one compute node, network, project."""
+    return FakeCloud(projects={"demo": "p-demo"}, users={"demo": "u-demo"},
+                     hypervisors=[HYPERVISOR], networks=[NETWORK], subnets=[SUBNET],
+                     rbd_pool="legacy")
 
 
 # -- the inventory and the world --------------------------------------------------------
@@ -320,23 +107,28 @@ MAPPING = Mapping.model_validate({
 
 class World:
     def __init__(self, tmp_path, monkeypatch):
-        self.tmp, self.cloud = tmp_path, FakeCloud()
+        self.tmp, self.cloud = tmp_path, lab_cloud()
         self.journal = Journal(StateStore(f"sqlite:///{tmp_path}/s.db"))
         self.live: Inventory | None = None  # what discover_hosts sees (None: as planned)
         self.renames: list[tuple[str, dict]] = []
-        monkeypatch.setattr(runner, "run_helper", self.cloud.nova_helper)
+        monkeypatch.setattr(runner, "run_helper", self.nova_helper)
         monkeypatch.setattr(runner, "HelperStream", self.stream)
         self.streams: list[str] = []  # commands of the long-lived helpers started
         self.stream_dies_after = None  # batches a stream answers before it dies
-        monkeypatch.setattr(release, "run_helper", self.cloud.nova_helper)
+        monkeypatch.setattr(release, "run_helper", self.nova_helper)
         monkeypatch.setattr(steps, "run_cinder_helper", self.cloud.cinder_helper)
         monkeypatch.setattr(runner, "discover_hosts", lambda uris: self.live or self.planned)
         monkeypatch.setattr(persistent, "apply_renames", lambda uri, uuid, renames, dirs:
                             self.renames.append((uuid, dict(renames))) or True)
 
+    def nova_helper(self, command, args, python=None, config_files=(), timeout=0, stdin=None):
+        """The fake's helper, run with apply's --nova-python/--nova-config."""
+        assert (python, list(config_files)) == ("nova-python", ["nova.conf"])
+        return self.cloud.nova_helper(command, args, python, config_files, timeout, stdin)
+
     def stream(self, command, python, config_files):
         """runner.HelperStream: one helper fed batch after batch."""
-        world, cloud = self, self.cloud
+        world = self
         world.streams.append(command)
 
         class Stream:
@@ -346,11 +138,11 @@ class World:
                 if world.stream_dies_after is not None and \
                         self.answered >= world.stream_dies_after:
                     # killed half-way through the batch: the first half is written
-                    cloud.nova_helper(command, [], python, config_files,
+                    world.nova_helper(command, [], python, config_files,
                                       stdin=items[:len(items) // 2])
                     raise NovaHelperError(f"os_onboard_nova.{command} failed: killed")
                 self.answered += 1
-                return cloud.nova_helper(command, [], python, config_files, stdin=items)
+                return world.nova_helper(command, [], python, config_files, stdin=items)
 
             def close(self):
                 pass
@@ -430,25 +222,28 @@ def test_first_apply_adopts_the_vm(world):
     assert journal[(UUID1, "network-cache")].result == {
         "vifs": [{"id": port_ids[0], "mac": MAC1}, {"id": port_ids[1], "mac": MAC2}]}
     assert [c for c in world.cloud.calls if c.startswith("helper:")] == ["helper:adopt"]
-    assert world.cloud.allocs[UUID1] == {
-        "allocations": {"rp-hv1": {"resources": {"VCPU": 1, "MEMORY_MB": 96, "DISK_GB": 1}}},
+    allocation = world.cloud.allocs[UUID1]
+    assert allocation["allocations"]["rp-hv1"]["resources"] == {
+        "VCPU": 1, "MEMORY_MB": 96, "DISK_GB": 1}
+    assert {k: allocation[k] for k in ("consumer_generation", "project_id", "user_id")} == {
         "consumer_generation": 1, "project_id": "p-demo", "user_id": "u-demo"}
 
 
 def test_rerun_is_a_no_op(world):
     plan_id, plan = world.plan(vm1())
     world.apply(plan_id, plan)
-    before = len(world.cloud.calls)
+    before = len(world.cloud.writes())
     outcome = world.apply(plan_id, plan)["lab-vm1"]
     assert (outcome.status, outcome.detail) == ("adopted", "done in an earlier run")
-    assert [c for c in world.cloud.calls[before:] if c in WRITES or ":" in c] == []
+    assert world.cloud.writes()[before:] == []
     assert len(world.ports_of(MAC1)) == len(world.ports_of(MAC2)) == 1
 
 
 def test_failed_step_resumes_on_rerun(world):
     plan_id, plan = world.plan(vm1())
     # The bulk write fails, and so does the one-by-one retry of its VM.
-    world.cloud.fail_on.update(post_allocations=1, put_allocations=1)
+    world.cloud.fail("post_allocations")
+    world.cloud.fail("put_allocations")
     outcome = world.apply(plan_id, plan)["lab-vm1"]
     assert outcome.status == "failed"
     assert "allocation: put_allocations: injected failure" in outcome.detail
@@ -786,7 +581,8 @@ def test_the_adopt_policy_adopts_a_vm_as_plan_and_apply_would(world):
 
 
 def test_the_adopt_policy_resumes_the_plan_that_stopped_halfway(world):
-    world.cloud.fail_on.update(post_allocations=1, put_allocations=1)
+    world.cloud.fail("post_allocations")
+    world.cloud.fail("put_allocations")
     failed = adopt_by_policy(world, vm1())
     assert failed.action == "failed" and "the next pass retries" in failed.detail
     plan_id, _ = world.journal.load_plan()

@@ -1,16 +1,16 @@
-"""The tolerate executors against an in-memory cloud (apply's FakeCloud).
+"""The tolerate executors against the shipped in-memory cloud (os_onboard.cloud.fake).
 
 Each test makes the drift find_drift would report for a hand-made inventory,
 runs the executor, and checks what it wrote to the cloud and asked of the
 Nova-side helper - and, for the safety rules, what it must never write.
 """
 
-import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from os_onboard.apply import release, steps
+from os_onboard.cloud.fake import MARKER_KEY
 from os_onboard.drivers.libvirt.hostwrite import persistent
 from os_onboard.inventory.models import (
     Disk,
@@ -29,9 +29,9 @@ from tests.unit.test_apply_runner import (
     MAC2,
     MAPPING,
     UUID1,
-    FakeCloud,
     guest,
     inventory,
+    lab_cloud,
     nic,
     port,
 )
@@ -40,49 +40,13 @@ MAC9 = "52:54:00:0b:09:09"
 HOSTS = {"hv1": "compute-hv1"}
 
 
-class Cloud(FakeCloud):
-    """FakeCloud plus the port/attachment updates only the reconciler makes."""
-
-    def update_port(self, port_id, **attrs):
-        self.calls.append(("update_port", port_id, tuple(sorted(attrs))))
-        found = next(p for p in self.ports_ if p["id"] == port_id)
-        field = {"binding_host_id": "host"}
-        for key, value in attrs.items():
-            found[field.get(key, key)] = value
-        return dict(found)
-
-    def delete_port(self, port_id):
-        self.calls.append(("delete_port", port_id))
-        self.ports_ = [p for p in self.ports_ if p["id"] != port_id]
-
-    def volumes(self, metadata="{}"):
-        found = super().volumes(metadata)
-        for volume in found:
-            volume["attachments"] = [
-                {"server_id": a["instance"], "attachment_id": a["id"],
-                 "device": a["connector"]["mountpoint"], "host_name": a["connector"]["host"]}
-                for a in self.attachments_.values() if a["volume_id"] == volume["id"]]
-        return found
-
-    def update_attachment(self, attachment_id, connector):
-        self.calls.append(("update_attachment", attachment_id, connector["host"]))
-        self.attachments_[attachment_id].update(connector=connector, status="attaching")
-        return copy.deepcopy(self.attachments_[attachment_id])
-
-
 @pytest.fixture
 def cloud(monkeypatch):
-    cloud = Cloud()
-    cloud.helpers = []
-
-    def helper(command, args, python=None, config_files=(), timeout=0, stdin=None):
-        cloud.helpers.extend((command, copy.deepcopy(item)) for item in stdin)
-        if command == "release":
-            return [{"uuid": i["uuid"], "purged": True} for i in stdin]
-        return [{"uuid": i["uuid"], "vifs": cloud.vifs(i["uuid"])} for i in stdin]
-
-    monkeypatch.setattr(base, "run_helper", helper)
-    monkeypatch.setattr(release, "run_helper", helper)
+    """The shipped fake with lab-vm1 adopted (its server has the marker)."""
+    cloud = lab_cloud()
+    cloud.add_server(UUID1, "lab-vm1", "compute-hv1", "hv1", metadata={MARKER_KEY: "x"})
+    monkeypatch.setattr(base, "run_helper", cloud.nova_helper)
+    monkeypatch.setattr(release, "run_helper", cloud.nova_helper)
     monkeypatch.setattr(steps, "run_cinder_helper", cloud.cinder_helper)
     cloud.renames = []
     monkeypatch.setattr(persistent, "apply_renames", lambda uri, uuid, renames, dirs:
@@ -117,12 +81,12 @@ def test_pause_and_start_are_recorded_at_once(cloud):
     inv = inventory(guest("lab-vm1", UUID1, power=PowerState.PAUSED))
     [out] = tolerate(cloud, inv, server(cloud))
     assert (out.drift.kind, out.action) == (DriftKind.POWER_CHANGED, "tolerated")
-    assert cloud.helpers == [("update", {"uuid": UUID1, "vm_state": "paused",
+    assert cloud.helper_log == [("update", {"uuid": UUID1, "vm_state": "paused",
                                          "power_state": 3})]
-    cloud.helpers.clear()
+    cloud.helper_log.clear()
     [out] = tolerate(cloud, inventory(guest("lab-vm1", UUID1)), server(cloud, "SHUTOFF"))
     assert out.action == "tolerated"
-    assert cloud.helpers == [("update", {"uuid": UUID1, "vm_state": "active",
+    assert cloud.helper_log == [("update", {"uuid": UUID1, "vm_state": "active",
                                          "power_state": 1})]
 
 
@@ -131,22 +95,22 @@ def test_a_shutdown_is_recorded_only_after_the_grace(cloud):
     seen = {"at": None}
     kw = {"seen_since": lambda uuid, kind, after: seen["at"], "shutdown_grace": 20}
     [out] = tolerate(cloud, inv, server(cloud), **kw)
-    assert out.action == "deferred" and cloud.helpers == []
+    assert out.action == "deferred" and cloud.helper_log == []
     seen["at"] = datetime.now(UTC) - timedelta(seconds=5)
     [out] = tolerate(cloud, inv, server(cloud), **kw)
-    assert out.action == "deferred" and cloud.helpers == []
+    assert out.action == "deferred" and cloud.helper_log == []
     assert out.recheck_in is not None and 14 < out.recheck_in <= 15  # a watcher's next pass
     seen["at"] = datetime.now(UTC) - timedelta(seconds=21)
     [out] = tolerate(cloud, inv, server(cloud), **kw)
     assert out.action == "tolerated"
-    assert cloud.helpers == [("update", {"uuid": UUID1, "vm_state": "stopped",
+    assert cloud.helper_log == [("update", {"uuid": UUID1, "vm_state": "stopped",
                                          "power_state": 4})]
 
 
 def test_pmsuspend_is_reported_only(cloud):
     inv = inventory(guest("lab-vm1", UUID1, power=PowerState.SUSPENDED))
     [out] = tolerate(cloud, inv, server(cloud))
-    assert out.action == "reported" and cloud.helpers == []
+    assert out.action == "reported" and cloud.helper_log == []
 
 
 # -- NICs ---------------------------------------------------------------------------
@@ -161,8 +125,8 @@ def test_a_hot_plugged_nic_gets_a_bound_port_a_vif_and_the_cache(cloud):
     assert (new["device_id"], new["device_owner"], new["host"]) == (
         UUID1, "compute:nova", "compute-hv1")
     assert [i["ip_address"] for i in new["fixed_ips"]] == ["192.168.150.12"]
-    assert [c for c, _ in cloud.helpers] == ["update", "network_cache"]
-    assert cloud.helpers[0][1]["add_vifs"] == [{"id": new["id"], "mac": MAC2}]
+    assert [c for c, _ in cloud.helper_log] == ["update", "network_cache"]
+    assert cloud.helper_log[0][1]["add_vifs"] == [{"id": new["id"], "mac": MAC2}]
 
 
 def test_an_unplugged_nic_leaves_nova_before_its_port_is_deleted(cloud):
@@ -171,10 +135,11 @@ def test_an_unplugged_nic_leaves_nova_before_its_port_is_deleted(cloud):
     inv = inventory(guest("lab-vm1", UUID1, nic(MAC1, "192.168.150.11")))
     [out] = tolerate(cloud, inv, server(cloud))
     assert (out.drift.kind, out.action) == (DriftKind.NIC_REMOVED, "tolerated"), out
-    writes = [c for c in cloud.calls if isinstance(c, tuple)]
+    writes = [(c.name, c.args[0], tuple(sorted(c.kwargs))) for c in cloud.log
+              if c.name in ("update_port", "delete_port")]
     assert writes == [("update_port", "port-9", ("device_id", "device_owner")),
-                      ("delete_port", "port-9")]
-    assert cloud.helpers[0] == ("update", {"uuid": UUID1, "remove_vifs": ["port-9"]})
+                      ("delete_port", "port-9", ())]
+    assert cloud.helper_log[0] == ("update", {"uuid": UUID1, "remove_vifs": ["port-9"]})
 
 
 def test_someone_elses_port_of_an_unplugged_nic_is_unbound_not_deleted(cloud):
@@ -212,7 +177,7 @@ def test_a_hot_plugged_disk_is_managed_attached_and_mapped(cloud):
     assert (out.drift.kind, out.action) == (DriftKind.DISK_ADDED, "tolerated"), out
     [volume] = cloud.volumes_.values()
     assert volume["status"] == "in-use" and volume["ref"] == {"source-name": "lab-vm1-vdc"}
-    [(command, item)] = cloud.helpers
+    [(command, item)] = cloud.helper_log
     [bdm] = item["add_bdms"]
     assert (command, bdm["volume_id"], bdm["device_name"]) == ("update", volume["id"],
                                                                 "/dev/vdc")
@@ -227,13 +192,13 @@ def test_an_unplugged_disk_is_detached_in_the_records_only(cloud):
     tolerate(cloud, inventory(vm), server(cloud))  # adopted as a volume first
     [volume_id] = cloud.volumes_
     vm.disks.pop()
-    cloud.helpers.clear()
+    cloud.helper_log.clear()
     [out] = tolerate(cloud, inventory(vm), server(cloud, devices=("/dev/vdc",)))
     assert (out.drift.kind, out.action) == (DriftKind.DISK_REMOVED, "tolerated"), out
     assert "delete_attachment" not in cloud.calls
     assert "reset_volume_detached" in cloud.calls
     assert cloud.volumes_[volume_id]["status"] == "available"  # still managed
-    assert cloud.helpers == [("update", {"uuid": UUID1, "remove_bdms": [volume_id]})]
+    assert cloud.helper_log == [("update", {"uuid": UUID1, "remove_bdms": [volume_id]})]
 
 
 # -- resize, migration, gone ------------------------------------------------------------
@@ -247,7 +212,7 @@ def test_a_resize_takes_the_planners_flavor_and_resizes_the_allocation(cloud):
     assert (out.drift.kind, out.action) == (DriftKind.RESIZED, "tolerated"), out
     [flavor] = cloud.flavors_
     assert (flavor["name"], flavor["vcpus"], flavor["ram"]) == ("adopted-2c-96m-1g", 2, 96)
-    assert cloud.helpers == [("update", {"uuid": UUID1, "flavor_id": flavor["id"]})]
+    assert cloud.helper_log == [("update", {"uuid": UUID1, "flavor_id": flavor["id"]})]
     assert cloud.allocs[UUID1]["allocations"]["rp-hv1"]["resources"]["VCPU"] == 2
 
 
@@ -258,7 +223,7 @@ def test_a_migration_moves_the_volume_connectors(cloud):
     vm = guest("lab-vm1", UUID1, nic(MAC1, "192.168.150.11"))
     vm.disks.append(_rbd_disk("vdc"))
     tolerate(cloud, inventory(vm), server(cloud))  # the volume, attached on hv1
-    cloud.helpers.clear()
+    cloud.helper_log.clear()
     inv = Inventory(hosts=[inventory(uri=HV_URI).hosts[0],
                            inventory(vm, uri="qemu+ssh://hv2/system",
                                      hostname="hv2").hosts[0]])
@@ -269,10 +234,11 @@ def test_a_migration_moves_the_volume_connectors(cloud):
     out = Tolerator(ctx).apply(drift, "tolerate")
     assert (drift.kind, out.action) == (DriftKind.HOST_CHANGED, "tolerated"), out
     [(attachment_id, attachment)] = cloud.attachments_.items()
-    assert ("update_attachment", attachment_id, "compute-hv2") in cloud.calls
+    assert [(c.args[0], c.args[1]["host"]) for c in cloud.log
+            if c.name == "update_attachment"] == [(attachment_id, "compute-hv2")]
     assert attachment["status"] == "attached"  # completed again after the update
     assert cloud.ports_[0]["host"] == "compute-hv2"
-    assert [sorted(item) for _, item in cloud.helpers] == [
+    assert [sorted(item) for _, item in cloud.helper_log] == [
         ["host", "node", "power_state", "uuid"], ["bdm_connection_info", "uuid"]]
 
 
@@ -288,10 +254,10 @@ def test_a_vanished_vm_is_purged_unless_a_host_was_not_read(cloud):
     ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=half)
     drift = Drift(DriftKind.VM_GONE, UUID1, "lab-vm1", "on compute-hv1", "on no host")
     assert Tolerator(ctx).apply(drift, "tolerate").action == "deferred"  # nor acted on
-    assert cloud.helpers == [] and cloud.ports_
+    assert cloud.helper_log == [] and cloud.ports_
     [out] = tolerate(cloud, inventory(), server(cloud))
     assert out.action == "tolerated", out
-    assert [c for c, _ in cloud.helpers] == ["release"]  # purge, never a soft delete
+    assert [c for c, _ in cloud.helper_log] == ["release"]  # purge, never a soft delete
     assert cloud.ports_ == []
 
 
@@ -302,7 +268,7 @@ def test_report_writes_nothing(cloud):
     ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=inv, mapping=MAPPING)
     outcomes = [Tolerator(ctx).apply(d, "report") for d in drifts]
     assert {o.action for o in outcomes} == {"reported"} and len(outcomes) == 2
-    assert cloud.calls == [] and cloud.helpers == []
+    assert cloud.calls == [] and cloud.helper_log == []
 
 
 def test_new_records_without_a_mapping_fail_with_the_reason(cloud):
