@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from os_onboard.apply.steps import DISK_KEY, PORT_DESCRIPTION
+from os_onboard.cloud.base import Cloud
 from os_onboard.cloud.nova_helper import run_helper
-from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.drivers.adoption import Adoption, HostOptions, HostTarget
 from os_onboard.drivers.registry import available_drivers, driver_for
 from os_onboard.exceptions import CloudError, OnboardError
@@ -43,7 +43,7 @@ class Release:
     error: str = ""
 
 
-def unmanage(cloud: OpenStackCloud, uuid: str, *, host: str | None,
+def unmanage(cloud: Cloud, uuid: str, *, host: str | None,
              host_uri: str | None = None, host_options: HostOptions | None = None,
              nova_python: str | None = None,
              nova_config: list[str] | None = None, live_vm: Vm | None = None,

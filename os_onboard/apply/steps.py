@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from os_onboard.cloud.base import Cloud
 from os_onboard.cloud.nova_helper import run_cinder_helper
-from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.drivers.adoption import Adoption, HostTarget
 from os_onboard.drivers.registry import driver_for
 from os_onboard.exceptions import CloudError, ConfigError, NovaHelperError, VolumeWentToError
@@ -30,7 +30,7 @@ PORT_DESCRIPTION = "os-onboard: adopted NIC of {name}"
 class ApplyEnv:
     """What executors need beyond the plan: the cloud and where things are."""
 
-    cloud: OpenStackCloud
+    cloud: Cloud
     #: the drivers' settings (e.g. libvirt's instances_path, libvirt_config_dirs)
     host_options: dict[str, Any] = field(default_factory=dict)
     availability_zone: str = "nova"

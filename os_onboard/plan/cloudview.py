@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 
 class CloudReader(Protocol):
-    """What the planner reads; :class:`os_onboard.cloud.openstack.OpenStackCloud` has it."""
+    """What the planner reads: a subset of :class:`os_onboard.cloud.base.Cloud`, named
+    here because the planner sits below the cloud layer (any Cloud, real or fake, has it)."""
 
     def hypervisors(self) -> list[dict]: ...
     def servers(self) -> dict[str, dict]: ...

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from os_onboard.cloud.openstack import OpenStackCloud
+from os_onboard.cloud.base import Cloud
 from os_onboard.plan.model import MARKER_KEY
 from os_onboard.reconcile.drift import AdoptedServer
 
 
-def adopted_servers(cloud: OpenStackCloud) -> tuple[list[AdoptedServer], frozenset[str]]:
+def adopted_servers(cloud: Cloud) -> tuple[list[AdoptedServer], frozenset[str]]:
     """Every server carrying os-onboard's marker, with its ports and volumes;
     and the UUIDs of Nova's other servers (a VM Nova itself runs is known to
     OpenStack, not "not adopted").

@@ -3,8 +3,7 @@ OpenStack and the tolerator faked)."""
 
 import pytest
 
-from os_onboard.exceptions import TemporaryCloudError
-from os_onboard.exceptions import CloudError
+from os_onboard.exceptions import CloudError, TemporaryCloudError
 from os_onboard.inventory.models import HostStatus, Inventory
 from os_onboard.mapping.model import PolicyGroup
 from os_onboard.reconcile.drift import AdoptedServer, Drift, DriftKind

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from os_onboard.apply.steps import ApplyEnv
+from os_onboard.cloud.base import Cloud
 from os_onboard.cloud.nova_helper import run_helper
-from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.exceptions import CloudError
 from os_onboard.inventory.models import HostInventory, Inventory, Vm
 from os_onboard.mapping.model import Mapping
@@ -47,7 +47,7 @@ class Outcome:
 
 @dataclass
 class Context:
-    cloud: OpenStackCloud
+    cloud: Cloud
     hypervisors: list[dict]                      # cloud.hypervisors() as the pass read it
     inventory: Inventory | None = None           # what the pass discovered
     mapping: Mapping | None = None               # needed to record new NICs, disks, shapes
