@@ -36,6 +36,7 @@ class Storage(State):
     manageable: dict[str, list[dict]]
     manage_fails: set[str]
     rbd_pool: str                      # the pool of connection_info's names
+    credentials: tuple[str, str]       # (Compute's) a managed volume's first project
     _pending: dict[str, str]           # volume id -> its status once cinder-volume is done
 
     def add_backend_volume(self, host: str, name: str, size: int = 1) -> None:
