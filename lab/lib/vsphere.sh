@@ -2,11 +2,16 @@
 # The lab's vSphere half: a vSphere API simulator (govmomi's simulator package).
 #
 # Debian's golang-github-vmware-govmomi-dev has the simulator package but no
-# vcsim command; lab/vsphere/main.go is a small main for it, built with
+# vcsim command; lab/vsphere/ is a small main for it plus what OpenStack's
+# VMware drivers need and 0.24 lacks (lab/vsphere/README.md), built with
 # Debian's golang-go in GOPATH mode (no module download: nothing but apt is
-# reachable). It serves plain http on 127.0.0.1 (pyVmomi: ?scheme=http).
+# reachable). It serves plain http on 127.0.0.1 (pyVmomi: ?scheme=http) and
+# the same simulator over https on LAB_VSPHERE_HTTPS_PORT (oslo.vmware: Nova,
+# Cinder), with the WSDL oslo.vmware loads (generated at build time).
 # Layout under $LAB_STATE_DIR/vsphere:
 #   vcsim-lab, build.stamp   the binary and what it was built from
+#   wsdlgen, wsdl/           the WSDL generator and its output (served at /sdk/*.wsdl)
+#   cert.pem                 the https listener's self-signed certificate
 #   gocache/                 Go build cache (~16 s cold build, seconds warm)
 #   password                 the simulator's password (0600, made once)
 #   run/vcsim.pid, run.args  pidfile and the arguments it runs with
@@ -14,10 +19,12 @@
 # Log: $LAB_LOG_DIR/vsphere.log ("READY <url>" once it serves).
 #
 # Settings: LAB_VSPHERE_ADDR (127.0.0.1), LAB_VSPHERE_PORT (18989),
-# LAB_VSPHERE_USER (onboard), LAB_VSPHERE_MODEL (simulator flags: model size).
+# LAB_VSPHERE_HTTPS_PORT (18443), LAB_VSPHERE_USER (onboard),
+# LAB_VSPHERE_MODEL (simulator flags: model size).
 
 : "${LAB_VSPHERE_ADDR:=127.0.0.1}"
 : "${LAB_VSPHERE_PORT:=18989}"
+: "${LAB_VSPHERE_HTTPS_PORT:=18443}"
 : "${LAB_VSPHERE_USER:=onboard}"
 # 1 cluster of 3 hosts + 2 standalone hosts, 4 VMs each = 12 VMs; 3 of them
 # with an RDM of a SAN LUN, a thick disk and guest IPs; 1 pair sharing an
@@ -25,6 +32,8 @@
 : "${LAB_VSPHERE_MODEL:=-clusters 1 -cluster-hosts 3 -standalone 2 -vms 4 -extras 3 -dup-uuid 1}"
 LAB_VSPHERE_DIR=$LAB_STATE_DIR/vsphere
 LAB_VSPHERE_BIN=$LAB_VSPHERE_DIR/vcsim-lab
+LAB_VSPHERE_CERT=$LAB_VSPHERE_DIR/cert.pem
+LAB_VSPHERE_GOVMOMI_TYPES=/usr/share/gocode/src/github.com/vmware/govmomi/vim25/types
 LAB_VSPHERE_PIDFILE=$LAB_VSPHERE_DIR/run/vcsim.pid
 LAB_VSPHERE_LOG=$LAB_LOG_DIR/vsphere.log
 LAB_VSPHERE_PACKAGES=(golang-go golang-github-vmware-govmomi-dev)
@@ -43,27 +52,36 @@ vsphere_password() {
     cat "$f"
 }
 
-# What the binary is built from: main.go and the Go/govmomi package versions.
+# What the binary and the WSDL are built from: lab/vsphere's Go sources and
+# the Go/govmomi package versions.
 vsphere_build_stamp() {
     {
-        sha256sum "$LAB_DIR/vsphere/main.go"
+        (cd "$LAB_DIR/vsphere" && find . -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 sha256sum)
         dpkg-query -W -f='${Package} ${Version}\n' "${LAB_VSPHERE_PACKAGES[@]}" 2>/dev/null
     } | sha256sum | cut -d' ' -f1
 }
 
-# Build the simulator unless the binary matches its sources.
+# Build the simulator and generate its WSDL unless both match their sources.
 vsphere_build() {
-    local stamp t0
+    local stamp t0 f
     stamp=$(vsphere_build_stamp)
-    if [[ -x $LAB_VSPHERE_BIN && $(cat "$LAB_VSPHERE_DIR/build.stamp" 2>/dev/null) == "$stamp" ]]; then
+    if [[ -x $LAB_VSPHERE_BIN && -s $LAB_VSPHERE_DIR/wsdl/vim.wsdl && -s $LAB_VSPHERE_DIR/wsdl/vimService.wsdl &&
+        $(cat "$LAB_VSPHERE_DIR/build.stamp" 2>/dev/null) == "$stamp" ]]; then
         return 0
     fi
     mkdir -p "$LAB_VSPHERE_DIR/gocache"
     t0=$(lab_now_us)
-    log "vsphere: building the simulator from lab/vsphere/main.go (GOPATH mode, Debian's govmomi)"
-    GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$LAB_VSPHERE_DIR/gocache GOFLAGS= \
-        go build -o "$LAB_VSPHERE_BIN.new" "$LAB_DIR/vsphere/main.go" >>"$LAB_VSPHERE_LOG" 2>&1 ||
-        die "vsphere: go build failed; see $LAB_VSPHERE_LOG"
+    log "vsphere: building the simulator from lab/vsphere (GOPATH mode, Debian's govmomi)"
+    # GOPATH mode builds a directory outside GOPATH only as "." (no absolute import paths).
+    for f in vcsim-lab:. wsdlgen:wsdlgen; do
+        (cd "$LAB_DIR/vsphere/${f#*:}" &&
+            GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE=$LAB_VSPHERE_DIR/gocache GOFLAGS= \
+                go build -o "$LAB_VSPHERE_DIR/${f%%:*}.new" .) >>"$LAB_VSPHERE_LOG" 2>&1 ||
+            die "vsphere: go build of lab/vsphere/${f#*:} failed; see $LAB_VSPHERE_LOG"
+    done
+    "$LAB_VSPHERE_DIR/wsdlgen.new" -types "$LAB_VSPHERE_GOVMOMI_TYPES" -out "$LAB_VSPHERE_DIR/wsdl" >>"$LAB_VSPHERE_LOG" 2>&1 ||
+        die "vsphere: generating the WSDL failed; see $LAB_VSPHERE_LOG"
+    mv -f "$LAB_VSPHERE_DIR/wsdlgen.new" "$LAB_VSPHERE_DIR/wsdlgen"
     mv -f "$LAB_VSPHERE_BIN.new" "$LAB_VSPHERE_BIN"
     printf '%s\n' "$stamp" >"$LAB_VSPHERE_DIR/build.stamp"
     log "vsphere: built $LAB_VSPHERE_BIN in $(lab_elapsed "$t0")s"
@@ -71,7 +89,7 @@ vsphere_build() {
 
 # The arguments the simulator runs with (a change restarts it).
 vsphere_args() {
-    printf '%s\n' "-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT -username $LAB_VSPHERE_USER $LAB_VSPHERE_MODEL $(sha256sum "$LAB_VSPHERE_BIN" | cut -c1-16)"
+    printf '%s\n' "-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT -https-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_HTTPS_PORT -username $LAB_VSPHERE_USER $LAB_VSPHERE_MODEL $(sha256sum "$LAB_VSPHERE_BIN" | cut -c1-16)"
 }
 
 # vsphere_wait_ready PID LOG_OFFSET TIMEOUT: wait for the READY line it prints.
@@ -114,6 +132,7 @@ vsphere_up() {
     # shellcheck disable=SC2086  # LAB_VSPHERE_MODEL is a list of flags
     VCSIM_PASSWORD=$password TMPDIR=$LAB_VSPHERE_DIR/tmp setsid nohup "$LAB_VSPHERE_BIN" \
         -listen "$LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT" -username "$LAB_VSPHERE_USER" \
+        -https-listen "$LAB_VSPHERE_ADDR:$LAB_VSPHERE_HTTPS_PORT" -cert-out "$LAB_VSPHERE_CERT" \
         $LAB_VSPHERE_MODEL </dev/null >>"$LAB_VSPHERE_LOG" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     pid=$!
     printf '%s\n' "$pid" >"$LAB_VSPHERE_PIDFILE"
@@ -144,6 +163,8 @@ vsphere_status() {
     if about=$(vsphere_http_get /about); then
         printf '  API       answers on http://%s:%s/sdk (%s methods)\n' "$LAB_VSPHERE_ADDR" \
             "$LAB_VSPHERE_PORT" "$(grep -c '^    "' <<<"$about")"
+        printf '  https     https://%s:%s/sdk (self-signed: %s)\n' "$LAB_VSPHERE_ADDR" \
+            "$LAB_VSPHERE_HTTPS_PORT" "$LAB_VSPHERE_CERT"
     else
         printf '  API       NOT ANSWERING on %s:%s\n' "$LAB_VSPHERE_ADDR" "$LAB_VSPHERE_PORT"
         return 1
@@ -167,4 +188,8 @@ vsphere_env() {
     printf '%sLAB_VSPHERE_URI=%s\n' "$prefix" "$(shell_quote "$(vsphere_uri)")"
     printf '%sVSPHERE_PASSWORD=%s\n' "$prefix" "$(shell_quote "$(vsphere_password)")"
     printf '%sLAB_VSPHERE_LOG=%s\n' "$prefix" "$(shell_quote "$LAB_VSPHERE_LOG")"
+    # oslo.vmware (Nova, Cinder): [vmware] host_ip/host_port, ca_file
+    printf '%sLAB_VSPHERE_HTTPS_PORT=%s\n' "$prefix" "$(shell_quote "$LAB_VSPHERE_HTTPS_PORT")"
+    printf '%sLAB_VSPHERE_CA_FILE=%s\n' "$prefix" "$(shell_quote "$LAB_VSPHERE_CERT")"
+    printf '%sLAB_VSPHERE_BIN=%s\n' "$prefix" "$(shell_quote "$LAB_VSPHERE_BIN")"
 }

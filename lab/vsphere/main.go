@@ -15,6 +15,12 @@
 // a thick disk, guest IPs reported by "VMware Tools"; -dup-uuid N VM pairs
 // share one instanceUuid (e.g. a VM registered twice from a copied .vmx).
 // Prints "READY <url without password>" on stdout when it serves requests.
+//
+// For OpenStack's VMware drivers (Nova's vmwareapi, Cinder's VMDK; both via
+// oslo.vmware) -https-listen adds an https listener on the same simulator,
+// and the lab adds what govmomi 0.24 lacks: the WSDL oslo.vmware loads,
+// SearchIndex.FindAllByUuid, an ExtensionManager, a PropertyCollector that
+// honours TraversalSpec.type and indexed property paths. See README.md.
 package main
 
 import (
@@ -23,6 +29,8 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -34,6 +42,7 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/simulator/esx"
 	"github.com/vmware/govmomi/view"
+	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -55,8 +64,16 @@ func main() {
 	vms := flag.Int("vms", 2, "VMs per standalone host and per cluster resource pool")
 	extras := flag.Int("extras", 0, "VMs that get an RDM disk, a thick disk and guest IPs")
 	dupUUID := flag.Int("dup-uuid", 0, "VM pairs made to share one instanceUuid")
+	httpsListen := flag.String("https-listen", "", "also serve https (self-signed) on this address")
+	certOut := flag.String("cert-out", "", "write the https certificate (PEM) to this file")
+	instanceUUID := flag.String("instance-uuid", "dbed6e0c-bd88-4ef6-b594-21283e1c677f", "vCenter about.instanceUuid")
+	esxEndpoints := flag.Bool("esx-endpoints", false, "name hosts 127.0.1.N and serve datastore transfers there (with -https-listen)")
+	trace := flag.Bool("trace", false, "log every SOAP request and response (stderr)")
+	dsType := flag.String("datastore-type", "VMFS", "summary.type of the datastores (the stock model says OTHER, which Nova refuses)")
+	wsdlDir := flag.String("wsdl-dir", defaultWSDLDir(), "directory of the generated vimService.wsdl and vim.wsdl")
 	flag.Parse()
 
+	simulator.Trace = *trace
 	password := os.Getenv("VCSIM_PASSWORD")
 	if password == "" {
 		log.Fatal("VCSIM_PASSWORD is not set")
@@ -69,12 +86,42 @@ func main() {
 		log.Fatal(err)
 	}
 	defer model.Remove() // the datastores' temporary directories
+	serviceInstance().Content.About.InstanceUuid = *instanceUUID
+	for _, e := range simulator.Map.All("Datastore") {
+		e.(*simulator.Datastore).Summary.Type = *dsType
+	}
+	var esxHosts []esxHost
+	if *esxEndpoints {
+		esxHosts = nameHostsByAddress()
+	}
+	installPropertyCollector()
+	installSearchIndex()
+	installExtensionManager()
+	installDatastoreBrowsers()
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*user, password)}
 	if *useTLS {
 		model.Service.TLS = new(tls.Config)
 	}
+	mux := http.NewServeMux()
+	serveWSDL(mux, *wsdlDir)
+	model.Service.ServeMux = mux
 	server := model.Service.NewServer()
 	defer server.Close()
+	// Before the first request: http.Server reads Handler per request.
+	handler := routeMethods(mux)
+	server.Config.Handler = handler
+	if *httpsListen != "" {
+		l, err := serveHTTPS(*httpsListen, *certOut, handler)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer l.Close()
+		log.Printf("https: serving https://%s/sdk", l.Addr())
+		_, port, _ := net.SplitHostPort(*httpsListen)
+		if err := serveESX(esxHosts, port, handler); err != nil {
+			log.Fatal(err)
+		}
+	}
 
 	ctx := context.Background()
 	client, err := govmomi.NewClient(ctx, server.URL, true)
@@ -92,6 +139,14 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
+}
+
+func serviceInstance() *simulator.ServiceInstance {
+	return simulator.Map.Get(vim25.ServiceInstance).(*simulator.ServiceInstance)
+}
+
+func serviceContent() types.ServiceContent {
+	return serviceInstance().Content
 }
 
 // addLun adds the SAN LUN to the template every simulated host copies.
