@@ -98,7 +98,7 @@ def run_ours(args: argparse.Namespace) -> int:
     timers.wrap(Applier, "_pipeline", lambda *a: "phase: pipeline (ports .. allocations)")
     timers.wrap(Applier, "_prepare_chunk", lambda *a: "chunk: ports + disks (thread time)")
     timers.wrap(Applier, "_bulk_allocations", lambda *a: "chunk: allocations (thread time)")
-    for name in ("ensure_port", "ensure_instance_dir", "ensure_allocation", "create_ports",
+    for name in ("ensure_port", "ensure_host_step", "ensure_allocation", "create_ports",
                  "create_allocations"):
         timers.wrap(ex, name, lambda *a, name=name: f"executor: {name} (thread time)")
     t_start = time.perf_counter()
@@ -111,7 +111,7 @@ def run_ours(args: argparse.Namespace) -> int:
         plan_id, plan = make_plan(args, cloud, store)
         plan_s = time.perf_counter() - t0
         options = ApplyOptions(parallel=args.parallel)
-        env = ex.ApplyEnv(cloud=cloud, instances_path=args.instances_path)
+        env = ex.ApplyEnv(cloud=cloud, host_options={"instances_path": args.instances_path})
         t1 = time.perf_counter()
         try:
             with apply_lock(store.url):
@@ -154,7 +154,7 @@ def run_naive(args: argparse.Namespace) -> int:
     plan_id, plan = make_plan(args, cloud, store)
     plan_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    env = ex.ApplyEnv(cloud=cloud, instances_path=args.instances_path)
+    env = ex.ApplyEnv(cloud=cloud, host_options={"instances_path": args.instances_path})
     env.hypervisors = {h["node"]: h for h in cloud.hypervisors()}
     env.default_user_id = cloud.current_ids()[1]
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -178,8 +178,8 @@ def run_naive(args: argparse.Namespace) -> int:
             for step in vm.steps:
                 if step.kind is StepKind.PORT:
                     results[step.key] = ex.ensure_port(env, vm, step)
-                elif step.kind is StepKind.INSTANCE_DIR:
-                    results[step.key] = ex.ensure_instance_dir(env, vm, step)
+                elif step.kind is StepKind.HOST:
+                    results[step.key] = ex.ensure_host_step(env, vm, step, results)
             server = next(s for s in vm.steps if s.kind is StepKind.SERVER)
             item = ex.server_item(env, vm, server, results, when)
             helper_runs += 1

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from os_onboard.apply import release, runner, steps
+from os_onboard.apply import bulk, release, runner, steps
 from os_onboard.apply.runner import Applier, ApplyOptions, StalePlanError, apply_lock
 from os_onboard.apply.steps import DISK_KEY, ApplyEnv
 from os_onboard.cloud.fake import FakeCloud
@@ -111,8 +111,8 @@ class World:
         self.journal = Journal(StateStore(f"sqlite:///{tmp_path}/s.db"))
         self.live: Inventory | None = None  # what discover_hosts sees (None: as planned)
         self.renames: list[tuple[str, dict]] = []
-        monkeypatch.setattr(runner, "run_helper", self.nova_helper)
-        monkeypatch.setattr(runner, "HelperStream", self.stream)
+        monkeypatch.setattr(bulk, "run_helper", self.nova_helper)
+        monkeypatch.setattr(bulk, "HelperStream", self.stream)
         self.streams: list[str] = []  # commands of the long-lived helpers started
         self.stream_dies_after = None  # batches a stream answers before it dies
         monkeypatch.setattr(release, "run_helper", self.nova_helper)
@@ -127,7 +127,7 @@ class World:
         return self.cloud.nova_helper(command, args, python, config_files, timeout, stdin)
 
     def stream(self, command, python, config_files):
-        """runner.HelperStream: one helper fed batch after batch."""
+        """bulk.HelperStream: one helper fed batch after batch."""
         world = self
         world.streams.append(command)
 
@@ -452,7 +452,7 @@ def many_vms(count):
 
 
 def test_vms_go_through_the_pipeline_in_chunks(world):
-    vms = many_vms(2 * runner.PIPELINE_CHUNK + 3)
+    vms = many_vms(2 * bulk.PIPELINE_CHUNK + 3)
     plan_id, plan = world.plan(*vms)
     outcomes = world.apply(plan_id, plan)
     assert {o.status for o in outcomes.values()} == {"adopted"}
@@ -467,7 +467,7 @@ def test_vms_go_through_the_pipeline_in_chunks(world):
 
 
 def test_a_helper_that_dies_mid_apply_is_replaced(world):
-    vms = many_vms(2 * runner.PIPELINE_CHUNK)
+    vms = many_vms(2 * bulk.PIPELINE_CHUNK)
     plan_id, plan = world.plan(*vms)
     world.stream_dies_after = 1  # the second chunk's run dies half-way
     outcomes = world.apply(plan_id, plan)
@@ -476,7 +476,7 @@ def test_a_helper_that_dies_mid_apply_is_replaced(world):
     # chunk, whose first half the helper sees for the second time (adopt is idempotent)
     assert world.cloud.calls.count("helper:adopt") == 3
     sent = [i["uuid"] for i in world.cloud.helper_items["adopt"]]
-    chunk = runner.PIPELINE_CHUNK
+    chunk = bulk.PIPELINE_CHUNK
     assert sent == [v.uuid for v in vms[:chunk + chunk // 2]] + [v.uuid for v in vms[chunk:]]
     assert set(world.cloud.servers_) == {v.uuid for v in vms}
     assert {s.status for s in world.journal.steps(plan_id).values()} == {"done"}

@@ -15,7 +15,7 @@ from os_onboard.state import StateStore
 from os_onboard.state.audit import AuditLog
 from os_onboard.state.drift_queue import DriftQueue
 from os_onboard.state.records_cache import RecordsCache
-from tests.unit.test_drift import HOSTS, UUID, host, server, vm
+from tests.unit.reconcile.test_drift import HOSTS, UUID, host, server, vm
 
 TOLERATE = parse_policies("tolerate", [])
 

@@ -23,8 +23,8 @@ from os_onboard.state.audit import AuditLog
 from os_onboard.state.drift_queue import DriftQueue
 from os_onboard.state.records_cache import RecordsCache
 from os_onboard.state.statuses import DriftAction, StepStatus, VmStatus
-from tests.unit.test_apply_runner import UUID1, World, vm1
-from tests.unit.test_drift import HOSTS, host, server, vm
+from tests.unit.apply.test_runner import UUID1, World, vm1
+from tests.unit.reconcile.test_drift import HOSTS, host, server, vm
 
 # -- retry_temporary ---------------------------------------------------------------
 

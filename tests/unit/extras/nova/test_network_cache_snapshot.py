@@ -7,7 +7,7 @@ here returns canned Neutron answers and counts what reaches it.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "extras" / "nova"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "extras" / "nova"))
 
 from os_onboard_nova.network_cache import NeutronSnapshot
 

@@ -22,7 +22,7 @@ from os_onboard.inventory.models import (
 )
 from os_onboard.reconcile.drift import AdoptedServer, Drift, DriftKind, find_drift
 from os_onboard.reconcile.tolerate import Context, Tolerator, base
-from tests.unit.test_apply_runner import (
+from tests.unit.apply.test_runner import (
     HV_URI,
     HYPERVISOR,
     MAC1,

@@ -11,7 +11,7 @@ import pytest
 from os_onboard.cloud.helper_stream import HelperStream
 from os_onboard.exceptions import NovaHelperError
 
-EXTRAS = Path(__file__).resolve().parents[2] / "extras" / "nova"
+EXTRAS = Path(__file__).resolve().parents[3] / "extras" / "nova"
 
 STAND_IN = '''
 import os, sys

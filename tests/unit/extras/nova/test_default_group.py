@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "extras" / "nova"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "extras" / "nova"))
 
 from os_onboard_nova import _common, default_group
 from os_onboard_nova.default_group import PoisonedCell, Row
