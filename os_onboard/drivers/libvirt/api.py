@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import libvirt
+
 from os_onboard.exceptions import (
     ConfigError,
     DiscoveryError,
