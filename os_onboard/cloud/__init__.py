@@ -1,1 +1,2 @@
-"""The OpenStack side: public APIs, and the Nova-side helper where no API exists."""
+"""The OpenStack side: the Cloud contract (base), its openstacksdk adapter (openstack/),
+an in-memory fake (fake/), and the Nova-/Cinder-side helpers where no API exists."""

@@ -1,1 +1,2 @@
-"""Discovery: read-only hypervisor drivers that produce the inventory."""
+"""Discovery: read many hypervisor endpoints at once through their drivers (bounded pool,
+per-host deadlines); see :mod:`os_onboard.drivers` for the drivers themselves."""

@@ -1,1 +1,1 @@
-"""libvirt discovery driver."""
+"""The libvirt driver: inventory, change feed and adoption for libvirt hosts (driver.py)."""

@@ -1,1 +1,1 @@
-"""vSphere discovery: one vCenter (or ESXi) endpoint read through the vSphere API."""
+"""The vSphere driver: inventory and change feed for a vCenter or ESXi endpoint (driver.py)."""
