@@ -7,10 +7,12 @@ Run with the lab's OpenStack venv python (nova, oslo.vmware installed):
 It writes a minimal nova.conf ([vmware] host_ip/host_port/host_username/
 host_password/cluster_name, insecure) into a temporary directory, then calls
 what nova-compute calls: the constructor, init_host, get_available_resource,
-list_instances, spawn (a 1 MiB flat VMDK image; Glance is mocked, no NICs),
-get_info, power_off, power_on, reboot (hard, soft), destroy, and checks a few
-results with oslo.vmware directly (FindAllByUuid, the indexed property
-nvp.vm-uuid, the registered extension). Spawn uploads the image to an ESX
+list_instances, spawn (a 1 MiB flat VMDK image, Glance mocked; one 'dvs' VIF
+on --port-group, Neutron's vnic-index call mocked), get_info,
+instance_exists, get_vnc_console, get_volume_connector, update_provider_tree,
+power_off, power_on, reboot (hard, soft), destroy, and checks a few results
+with oslo.vmware directly (FindAllByUuid, the indexed property nvp.vm-uuid,
+the NIC's port group, the registered extension). Spawn uploads the image to an ESX
 host: the simulator needs -esx-endpoints. One JSON line per step on stdout;
 exit status 1 at the first failure.
 """
@@ -35,6 +37,8 @@ def main():
     p.add_argument("--user", default="onboard")
     p.add_argument("--cluster", default="DC0_C0")
     p.add_argument("--no-spawn", action="store_true", help="stop after list_instances")
+    p.add_argument("--port-group", default="DC0_DVPG0",
+                   help="the distributed port group of the spawned VM's NIC ('' for no NIC)")
     args = p.parse_args()
     password = os.environ["VCSIM_PASSWORD"]
     tmp = tempfile.mkdtemp(prefix="nova-vmware-check-")
@@ -118,11 +122,21 @@ task_poll_interval = 0.2
                             host="vc-host", availability_zone="nova", config_drive="",
                             key_data=None)
     meta = objects.ImageMeta.from_dict(image)
+    network_info = []
+    if args.port_group:
+        # What a mechanism driver binding vif_type 'dvs' would hand Nova.
+        from nova.network import model as netmodel
+        network_info = netmodel.NetworkInfo([netmodel.VIF(
+            id=str(uuid.uuid4()), address="fa:16:3e:00:00:01", type="dvs",
+            details={"dvs_port_group_name": args.port_group},
+            network=netmodel.Network(id=str(uuid.uuid4()), label="lab", bridge=None,
+                                     subnets=[]))])
     with mock.patch.object(images.IMAGE_API, "get", return_value=image), \
             mock.patch.object(images.IMAGE_API, "download",
                               side_effect=lambda *a, **k: iter([data])), \
-            mock.patch.object(objects.Instance, "save"):
-        step("spawn", lambda: d.spawn(ctx, inst, meta, [], None, {}, [], None))
+            mock.patch.object(objects.Instance, "save"), \
+            mock.patch.object(d._vmops._network_api, "update_instance_vnic_index"):
+        step("spawn", lambda: d.spawn(ctx, inst, meta, [], None, {}, network_info, None))
         step("list_instances (spawned)", lambda: d.list_instances(), lambda r: inst.uuid in r)
         vms = step("FindAllByUuid", lambda: session._call_method(
             session.vim, "FindAllByUuid", session.vim.service_content.searchIndex,
@@ -133,11 +147,37 @@ task_poll_interval = 0.2
                                         'config.extraConfig["nvp.vm-uuid"]').value
         step("config.extraConfig[\"nvp.vm-uuid\"]", vm_uuid_prop, lambda r: r == inst.uuid)
 
+        def nics():
+            devices = session._call_method(vim_util, "get_object_property", vms[0],
+                                           "config.hardware.device").VirtualDevice
+            return [(dev.macAddress, getattr(dev.backing, "port", None) and
+                     dev.backing.port.portgroupKey)
+                    for dev in devices if hasattr(dev, "macAddress")]
+        if args.port_group:
+            pgs = session._call_method(vim_util, "get_objects", "DistributedVirtualPortgroup",
+                                       100, ["name"]).objects
+            pg = next(o.obj.value for o in pgs if o.propSet[0].val == args.port_group)
+            step("NIC on the port group", nics, lambda r: r == [("fa:16:3e:00:00:01", pg)])
+
         def fresh_ref():
             vm_util.vm_ref_cache_delete(inst.uuid)
             return vm_util.get_vm_ref(session, inst)
         step("get_vm_ref (FindAllByUuid)", fresh_ref, lambda r: r.value == vms[0].value)
         step("get_info", lambda: d.get_info(inst).state, lambda r: r == power_state.RUNNING)
+        step("instance_exists", lambda: d.instance_exists(inst), lambda r: r is True)
+        step("get_vnc_console", lambda: d.get_vnc_console(ctx, inst),
+             lambda r: r.port >= 5900)
+        step("get_volume_connector", lambda: d.get_volume_connector(inst),
+             lambda r: r.get("instance") == vms[0].value)
+
+        def provider_tree():
+            from nova.compute import provider_tree as ptree
+            pt = ptree.ProviderTree()
+            pt.new_root(node, str(uuid.uuid4()))
+            d.update_provider_tree(pt, node)
+            return pt.data(node).inventory
+        step("update_provider_tree", provider_tree,
+             lambda r: {"VCPU", "MEMORY_MB", "DISK_GB"} <= set(r))
         step("power_off", lambda: d.power_off(inst))
         step("get_info (off)", lambda: d.get_info(inst).state, lambda r: r == power_state.SHUTDOWN)
         step("power_on", lambda: d.power_on(ctx, inst, []))

@@ -167,7 +167,11 @@ for uuid, instance in (({ids[1]!r}, True), ({ids[2]!r}, False), ({ids[1]!r}, Fal
 
 
 def test_nova_vmware_driver(sim, openstack_python, tmp_path):
-    """Nova's VMwareVCDriver: constructor .. destroy, as nova-compute calls them."""
+    """Nova's VMwareVCDriver: constructor .. destroy, as nova-compute calls them.
+
+    The spawned VM gets a NIC on the distributed port group DC0_DVPG0 (a 'dvs'
+    VIF with dvs_port_group_name, as a port bound for the VMware driver carries).
+    """
     _, https_port, password, log = sim
     r = subprocess.run([openstack_python, str(CHECK), "--port", str(https_port)],
                        capture_output=True, text=True, timeout=300, check=False,
@@ -177,6 +181,7 @@ def test_nova_vmware_driver(sim, openstack_python, tmp_path):
     assert r.returncode == 0 and not failed, (failed, r.stderr[-3000:], log.read_text()[-3000:])
     names = [s["step"] for s in steps]
     for name in ("constructor", "init_host", "get_available_resource", "list_instances", "spawn",
-                 "get_vm_ref (FindAllByUuid)", "power_off", "power_on", "reboot hard",
-                 "reboot soft", "destroy", "list_instances (destroyed)"):
+                 "NIC on the port group", "get_vm_ref (FindAllByUuid)", "get_vnc_console",
+                 "get_volume_connector", "update_provider_tree", "power_off", "power_on",
+                 "reboot hard", "reboot soft", "destroy", "list_instances (destroyed)"):
         assert name in names
