@@ -205,7 +205,9 @@ class BulkWrites:
         for vm in ready:
             result = by_uuid.get(vm.uuid, {"error": "the helper returned nothing for it"})
             if "error" in result:
-                self._fail(vm, kind.value, f"Nova-side helper: {result['error']}")
+                # The journal keeps the helper's whole traceback; the outcome one line.
+                self._fail(vm, kind.value, f"Nova-side helper: {result['error']}",
+                           {"traceback": result["traceback"]} if "traceback" in result else None)
             else:
                 self._record(vm.uuid, kind.value, StepStatus.DONE, result)
                 self.outcomes[vm.uuid].steps_done += 1

@@ -231,8 +231,8 @@ class Applier(BulkWrites):
         self._tick(f"{vm.name} {key}")
         return True
 
-    def _fail(self, vm: VmPlan, key: str, error: str) -> None:
-        self._record(vm.uuid, key, StepStatus.FAILED, error=error)
+    def _fail(self, vm: VmPlan, key: str, error: str, detail: dict | None = None) -> None:
+        self._record(vm.uuid, key, StepStatus.FAILED, detail, error=error)
         outcome = self.outcomes[vm.uuid]
         outcome.status = VmStatus.FAILED
         outcome.detail = (f"{key}: {error} (rerun 'os-onboard apply' to resume, or "

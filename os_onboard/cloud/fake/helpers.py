@@ -10,6 +10,7 @@ write through Nova's and Cinder's object layers.
 from __future__ import annotations
 
 import copy
+import traceback
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -48,7 +49,8 @@ class Helpers(Compute, Network, Storage):
             try:
                 results.append(getattr(self, f"_nova_{command}", self._nova_other)(item))
             except RuntimeError as exc:  # what _common.run_batch reports per item
-                results.append({"uuid": item.get("uuid"), "error": f"RuntimeError: {exc}"})
+                results.append({"uuid": item.get("uuid"), "error": f"RuntimeError: {exc}",
+                                "traceback": traceback.format_exc()})
         return results
 
     def cinder_helper(self, command: str, stdin: Any, python: str | None = None,

@@ -632,3 +632,16 @@ def test_the_adopt_policy_waits_for_a_new_vm_s_ip_then_adopts_without(world):
     assert outcome.action == "tolerated", outcome.detail
     [port] = world.ports_of(MAC4)
     assert port["fixed_ips"] == [] and port["device_id"] == UUID3
+
+
+def test_a_helper_failure_keeps_its_traceback_in_the_journal(world):
+    plan_id, plan = world.plan(vm1())
+    # Someone's server takes the UUID between plan and apply (fingerprint not checked).
+    world.cloud.add_server(UUID1, "theirs", "compute-hv1", "hv1", metadata={})
+    outcome = world.apply(plan_id, plan, check_fingerprint=False)["lab-vm1"]
+    assert outcome.status == "failed" and "was not adopted by os-onboard" in outcome.detail
+    assert "Traceback" not in outcome.detail  # one line for the operator
+    state = world.journal.steps(plan_id)[(UUID1, "server")]
+    assert state.status == "failed"
+    assert state.result["traceback"].startswith("Traceback (most recent call last)")
+
