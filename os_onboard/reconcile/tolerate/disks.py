@@ -3,7 +3,8 @@
 * added: the volume step the planner would make for this disk now, run by
   apply's own executor (Cinder manage with the resolved reference, service
   and owner filled in, a completed v3 attachment: ``in-use``), the rename
-  trap closed as at adoption (rename map, then the persistent definition),
+  trap closed as at adoption (by the host's driver: libvirt's rename map, then
+  the persistent definition),
   then a BDM in Nova (the adopt helper's own code).
 * removed: the records only. The volume is marked detached in Cinder's
   database (``os-reset_status``) and its BDM removed; never an attachment
@@ -36,8 +37,9 @@ def added(ctx: Context, drift: Drift) -> Outcome:
         "volume_id": result["volume_id"], "attachment_id": result["attachment_id"],
         "connection_info": result["connection_info"], "volume_size": result["size_gib"],
         "delete_on_termination": False}]})
-    renamed = (f"; backend renamed to {result['renamed_to']} (rename map and persistent "
-               "definition follow)" if definition.get("renames") else "")
+    renamed = (f"; backend renamed to {result['renamed_to']} (the host's driver "
+               "followed: " + ", ".join(k for k, v in definition.items() if v) + ")"
+               if definition.get("renames") else "")
     return Outcome(drift, "tolerated",
                    f"volume {result['volume_id']} managed and attached as {target}; BDM "
                    f"added{renamed}")
