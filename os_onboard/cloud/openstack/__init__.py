@@ -10,11 +10,15 @@ service's authenticated session adapter, with the microversion it needs
 (:mod:`.rest`). One module per service group keeps each under 400 lines.
 
 Credentials come from clouds.yaml (``--os-cloud``/``OS_CLOUD``), as for the
-``openstack`` CLI.
+``openstack`` CLI, and so does TLS: Keystone's and every endpoint's
+certificate is verified (keystoneauth's default, ``cacert:`` for a private
+CA) unless the cloud says ``verify: false`` or ``insecure: true`` - os-onboard
+never turns verification off itself, and warns when a cloud does.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import openstack
@@ -28,6 +32,8 @@ from os_onboard.cloud.openstack.storage import Storage
 
 __all__ = ["OpenStackCloud", "TemporaryCloudError", "VolumeWentToError"]
 
+LOG = logging.getLogger(__name__)
+
 
 class OpenStackCloud(Compute, Network, Storage, Placement, Cloud):
     """One authenticated connection to a cloud (admin credentials expected)."""
@@ -37,3 +43,7 @@ class OpenStackCloud(Compute, Network, Storage, Placement, Cloud):
         self._conn = connection or call(
             f"cannot connect to cloud {cloud or '(OS_CLOUD)'}",
             lambda: openstack.connect(cloud=cloud))
+        if connection is None and getattr(self._conn.session, "verify", True) is False:
+            LOG.warning("cloud %s: TLS certificate verification is off (verify: false or "
+                        "insecure: true in clouds.yaml): anyone on the path can read the "
+                        "tokens and passwords sent", cloud or "(OS_CLOUD)")

@@ -13,9 +13,11 @@ which opens its own read-write connection for that single call.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import libvirt
 
@@ -28,6 +30,7 @@ from os_onboard.exceptions import (
 )
 
 LibvirtError = libvirt.libvirtError
+LOG = logging.getLogger(__name__)
 
 # libvirt prints every error to stderr by default; we report them ourselves.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -67,8 +70,27 @@ _VANISHED = {
 _UNSUPPORTED = {libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
 
 
+def warn_if_insecure(uri: str) -> bool:
+    """Log a warning when ``uri`` turns off libvirt's TLS verification; True then.
+
+    ``qemu+tls://`` verifies the server's certificate against libvirt's CA
+    (``/etc/pki/CA/cacert.pem``, or ``pkipath=``) and its host name by
+    default; ``no_verify=1`` is libvirt's own switch to skip that. os-onboard
+    passes URIs to libvirt as given, so it only says so, once per connection.
+    """
+    parts = urlsplit(uri)
+    values = parse_qs(parts.query, keep_blank_values=True).get("no_verify", [])
+    if not values or values[-1].strip() in ("", "0"):
+        return False
+    LOG.warning("%s://%s: TLS certificate verification is off (no_verify=%s in the URI): "
+                "anyone on the path can impersonate the host", parts.scheme,
+                parts.hostname or "", values[-1])
+    return True
+
+
 def open_read_only(uri: str) -> Any:
     """Open a read-only connection, or raise :class:`HostUnreachable`."""
+    warn_if_insecure(uri)
     try:
         conn = libvirt.openReadOnly(uri)
     except libvirt.libvirtError as exc:
@@ -92,6 +114,7 @@ def redefine_persistent_config(uri: str, uuid: str, transform: Callable[[str], s
 
     The read-write connection is opened for this call only and closed again.
     """
+    warn_if_insecure(uri)
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.client
+import ipaddress
+import logging
 import socket
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,6 +41,7 @@ from os_onboard.drivers.vsphere.soapxml import FieldInfo, parse_retrieve_result
 from os_onboard.exceptions import DiscoveryError, HostUnreachable
 
 _PC = vmodl.query.PropertyCollector
+LOG = logging.getLogger(__name__)
 
 #: Errors that mean "the endpoint is gone or the link broke": retry later.
 _LINK_ERRORS = (OSError, http.client.HTTPException, socket.timeout)
@@ -145,12 +148,46 @@ def connect(endpoint: Endpoint, password: str, timeout: float = 60.0) -> Session
         si = SmartConnect(
             protocol=endpoint.protocol, host=endpoint.host, port=endpoint.port,
             user=endpoint.user, pwd=password,
+            sslContext=tls_context(endpoint),
             disableSslCertValidation=endpoint.insecure,
             httpConnectionTimeout=timeout,
         )
     except Exception as exc:
         raise translate(exc, f"cannot log in to {endpoint.display}") from None
     return Session(si, endpoint)
+
+
+def tls_context(endpoint: Endpoint) -> ssl.SSLContext | None:
+    """The TLS context for ``endpoint``: verifying unless the URI says ``insecure=1``.
+
+    Always passed explicitly: given none, pyVmomi's SmartConnect skips
+    certificate verification for ``localhost``, ``127.0.0.1`` and ``::1``
+    (pyVim.connect.getSslContext), so a tunnel or proxy on the loopback would
+    go unverified. The default context checks the chain against the system's
+    CAs (or ``$SSL_CERT_FILE``/``$SSL_CERT_DIR``) and the host name.
+    Each insecure connection logs a warning; so does a plain-HTTP one to a
+    host beyond the loopback (the password then crosses the network in clear).
+    """
+    if endpoint.protocol == "http":
+        if not _loopback(endpoint.host):
+            LOG.warning("%s: plain HTTP (scheme=http): the password is sent unencrypted",
+                        endpoint.display)
+        return None
+    if endpoint.insecure:
+        LOG.warning("%s: TLS certificate verification is off (insecure=1): anyone on the "
+                    "path can read the session and the password", endpoint.display)
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def translate(exc: BaseException, what: str) -> Exception:
@@ -164,7 +201,8 @@ def translate(exc: BaseException, what: str) -> Exception:
         return DiscoveryError(f"{what}: incorrect user name or password")
     if isinstance(exc, ssl.SSLCertVerificationError):
         return DiscoveryError(f"{what}: TLS certificate not trusted ({exc.verify_message}); "
-                              "install the CA, or add ?insecure=1 for a lab")
+                              "install its CA (system store or $SSL_CERT_FILE), or add "
+                              "?insecure=1 to turn verification off")
     if isinstance(exc, ssl.SSLError):
         return HostUnreachable(f"{what}: TLS failed ({exc.reason}); a plain-HTTP simulator "
                                "needs ?scheme=http")

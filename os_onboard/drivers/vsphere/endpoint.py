@@ -16,8 +16,12 @@ os-onboard had no config file before this driver; it is YAML at
         vcenter.example.com: "…"        # by host
         10.0.0.5:8443: "…"              # or host:port when a host has several
 
-TLS certificates are verified unless the URI says ``insecure=1``; ``scheme=http``
-is for API simulators, which serve plain HTTP.
+TLS certificates are verified (chain against the system's CAs or
+``$SSL_CERT_FILE``, and the host name), also on the loopback, unless the URI
+says ``insecure=1``: the switch is named for what it does, and every
+connection made with it logs a warning. ``scheme=http`` is for API
+simulators, which serve plain HTTP (a warning too unless the host is the
+loopback).
 """
 
 from __future__ import annotations
