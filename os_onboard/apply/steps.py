@@ -19,11 +19,11 @@ from os_onboard.cloud.nova_helper import run_cinder_helper
 from os_onboard.drivers.adoption import Adoption, HostTarget
 from os_onboard.drivers.registry import driver_for
 from os_onboard.exceptions import CloudError, ConfigError, NovaHelperError, VolumeWentToError
-from os_onboard.plan.model import MARKER_KEY, Step, StepKind, VmPlan
+from os_onboard.plan.model import MARKER_KEY, PORT_DESCRIPTION_PREFIX, Step, StepKind, VmPlan
 
 #: Volume metadata key naming the disk a volume was adopted from.
 DISK_KEY = "os-onboard:disk"
-PORT_DESCRIPTION = "os-onboard: adopted NIC of {name}"
+PORT_DESCRIPTION = PORT_DESCRIPTION_PREFIX + "{name}"
 
 
 @dataclass

@@ -120,7 +120,7 @@ class Cloud(abc.ABC):
 
         Each: ``{"id", "name", "network_id", "mac" (lower case), "fixed_ips"
         ([{"subnet_id", "ip_address"}]), "device_id", "device_owner", "host",
-        "vif_type", "status", "description"}``.
+        "vif_type", "status", "description", "created_at" (ISO 8601, None if not known)}``.
         """
 
     @abc.abstractmethod
@@ -218,7 +218,13 @@ class Cloud(abc.ABC):
     def allocations(self, consumer: str) -> dict:
         """Placement's allocations of a consumer: ``{"allocations": {provider:
         {"resources": {class: amount}, "generation"}}, "consumer_generation",
-        "project_id", "user_id"}`` (``{"allocations": {}}`` for an unknown one)."""
+        "project_id", "user_id", "consumer_type"}`` (``{"allocations": {}}`` for an
+        unknown one; ``consumer_type`` is ``INSTANCE`` or Nova's ``MIGRATION``)."""
+
+    @abc.abstractmethod
+    def provider_allocations(self, provider: str) -> dict[str, dict]:
+        """Every consumer's allocation on one resource provider: consumer uuid ->
+        ``{"resources": {class: amount}}`` (``{}`` for a provider with none)."""
 
     @abc.abstractmethod
     def put_allocations(self, consumer: str, provider: str, resources: dict[str, int],

@@ -7,6 +7,7 @@ hypervisor (or the driver's records of it) needs beside them, so that Nova's
 driver for that hypervisor can manage the VM afterwards:
 
 * which devices the records cannot represent (:meth:`Adoption.nic_refusal`);
+* which Nova compute node manages a VM (:meth:`Adoption.compute_node`);
 * how a local root disk is kept (:meth:`Adoption.keep_local_root`);
 * extra steps, run after the VM's volumes and before its Nova records, the
   image properties Nova rebuilds the VM from, and what a Nova rebuild would
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from os_onboard.exceptions import ConfigError
-from os_onboard.inventory.models import Disk, Nic, Vm
+from os_onboard.inventory.models import Disk, Host, Nic, Vm
 
 #: Driver-specific settings of apply, release and reconcile (e.g. libvirt's
 #: ``instances_path`` and ``libvirt_config_dirs``), by name; the CLI fills them.
@@ -43,6 +44,14 @@ class HostStep:
     key: str
     summary: str
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KeptRoot:
+    """How Nova keeps a VM's local root disk: the host steps that make it so, and a note."""
+
+    steps: tuple[HostStep, ...] = ()
+    note: str = ""
 
 
 @dataclass
@@ -78,8 +87,22 @@ class Adoption(abc.ABC):
         """Why this NIC cannot become a Neutron port Nova's driver plugs (None: it can)."""
         return None
 
-    def keep_local_root(self, vm: Vm, disk: Disk) -> HostStep | None:
-        """The step that lets Nova keep ``vm``'s local root ``disk`` (None: it cannot)."""
+    def compute_node(self, host: Host, vm: Vm) -> str | None:
+        """The Nova compute node (hypervisor hostname) that manages ``vm`` of ``host``
+        (None: no node can; the plan says why). One node per host by default."""
+        return host.hostname
+
+    def vm_refusals(self, host: Host, vm: Vm) -> list[str]:
+        """Why this VM cannot be adopted on this hypervisor, beyond the generic rules
+        (devices, power state, owners); each reason is shown in the plan."""
+        return []
+
+    def unrecorded_disk_fate(self) -> str:
+        """What becomes of a local disk kept out of Nova's records (``local_disks: keep``)."""
+        return "Nova's driver does not know it"
+
+    def keep_local_root(self, vm: Vm, disk: Disk) -> KeptRoot | None:
+        """How Nova keeps ``vm``'s local root ``disk`` where it is (None: it cannot)."""
         return None
 
     @abc.abstractmethod

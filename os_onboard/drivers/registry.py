@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import entry_points
+from urllib.parse import urlsplit
 
 from os_onboard.drivers.base import HypervisorDriver
 from os_onboard.exceptions import ConfigError
@@ -32,7 +33,12 @@ def driver_for(uri: str) -> type[HypervisorDriver]:
         if cls.handles(uri):
             return cls
     names = ", ".join(sorted(available_drivers())) or "none installed"
-    raise ConfigError(f"no hypervisor driver understands {uri!r} (drivers: {names})")
+    try:  # the message never repeats a password typed into the URI
+        password = urlsplit(uri).password
+    except ValueError:
+        password = None
+    shown = uri.replace(f":{password}@", ":***@") if password else uri
+    raise ConfigError(f"no hypervisor driver understands {shown!r} (drivers: {names})")
 
 
 def driver_named(kind: str) -> type[HypervisorDriver]:

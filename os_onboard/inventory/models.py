@@ -179,6 +179,9 @@ class Location(_Model):
 
     datacenter: str | None = None
     cluster: str | None = None
+    cluster_id: str | None = Field(
+        default=None, description="the cluster's managed object id (e.g. domain-c7): Nova's "
+                                  "VMware driver names its compute node after it")
     host: str | None = None
     resource_pool: str | None = None
     folder: str | None = None

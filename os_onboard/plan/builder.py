@@ -89,10 +89,13 @@ def _scope(inventory: Inventory, vms: list[VmPlan], ctx: PlanContext) -> Scope:
 
 
 def _plan_vm(ctx: PlanContext, host: HostInventory, vm: Vm) -> VmPlan:
-    hyp = ctx.cloud.hypervisor(host.host.hostname)
+    refusals: list[str] = []
+    adoption = _adoption(host, refusals)
+    node = adoption.compute_node(host.host, vm) if adoption else host.host.hostname
+    hyp = ctx.cloud.hypervisor(node) if node else None
     plan = VmPlan(uuid=vm.uuid, name=vm.name, host_uri=host.host.uri,
-                  host=(hyp or {}).get("service_host") or host.host.hostname or "?",
-                  node=host.host.hostname, power_state=vm.power_state, op=Op.CREATE)
+                  host=(hyp or {}).get("service_host") or node or host.host.hostname or "?",
+                  node=node, power_state=vm.power_state, op=Op.CREATE)
     existing = ctx.cloud.servers.get(vm.uuid)
     if existing is not None:
         if MARKER_KEY in existing["metadata"]:
@@ -104,10 +107,17 @@ def _plan_vm(ctx: PlanContext, host: HostInventory, vm: Vm) -> VmPlan:
         plan.blocked.append(f"UUID {vm.uuid} already belongs to Nova server "
                             f"{existing['name']!r} not adopted by os-onboard")
     blocked = plan.blocked
-    if hyp is None:
+    blocked.extend(refusals)
+    if adoption is not None:
+        blocked.extend(adoption.vm_refusals(host.host, vm))
+    # node None: no node can manage the VM, and the driver's refusals say why.
+    if hyp is None and node is not None and node == host.host.hostname:
         blocked.append(f"host {host.host.hostname or host.host.uri} has no nova-compute "
                        "service: run 'os-onboard prepare-host' and start nova-compute there")
-    elif hyp.get("state") != "up":
+    elif hyp is None and node is not None:
+        blocked.append(f"no nova-compute manages compute node {node} (of "
+                       f"{host.host.hostname or host.host.uri})")
+    elif hyp is not None and hyp.get("state") != "up":
         blocked.append(f"nova-compute on {hyp['service_host']} is {hyp.get('state')}")
     if vm.power_state not in NOVA_STATES:
         blocked.append(f"power state {vm.power_state} cannot be recorded safely; adopt it "
@@ -133,7 +143,6 @@ def _plan_vm(ctx: PlanContext, host: HostInventory, vm: Vm) -> VmPlan:
     # Shared records (flavors, images, networks) a VM would need count only if
     # the VM is adopted: a blocked VM must not leave a flavor behind.
     shared_before = {k: v.model_copy(deep=True) for k, v in ctx.shared.items()}
-    adoption = _adoption(host, blocked)
     port_steps = [s for nic in vm.nics if (s := port_step(ctx, vm, nic, plan, adoption))]
     root, volume_steps, dir_steps = disk_steps(ctx, host, vm, plan, adoption)
     flavor_key = share_flavor(ctx, vm, root, owner.project if owner else None, project_id, plan)

@@ -65,12 +65,14 @@ def disk_steps(ctx: PlanContext, host: HostInventory, vm: Vm, plan: VmPlan,
             continue
         kept = adoption.keep_local_root(vm, disk) if adoption and disk is root else None
         if kept is not None:
-            dirs.append(host_step(kept))
+            dirs.extend(host_step(s) for s in kept.steps)
+            if kept.note:
+                plan.notes.append(f"{disk.target}: {kept.note}")
             continue
         if disk.source_kind == "file" and ctx.mapping.local_disks == "keep":
             plan.rebuild_changes.append(
-                f"disk {disk.target} ({disk.source}) stays a local file Nova does not know: "
-                "a Nova rebuild (stop/start, hard reboot, migration) drops it from the domain")
+                f"disk {disk.target} ({disk.source}) stays a local file Nova does not know"
+                + (f": {adoption.unrecorded_disk_fate()}" if adoption else ""))
             continue
         plan.blocked.append(f"disk {disk.target} ({disk.source_kind} {disk.source}) has no "
                             "Cinder backend in the mapping"

@@ -116,3 +116,6 @@ class Plan(_Model):
 #: Ownership marker on every record os-onboard creates (server metadata,
 #: volume metadata, port description): who adopted it, from where, when.
 MARKER_KEY = "os-onboard:adopted"
+#: The start of every port description os-onboard writes (``apply.steps.PORT_DESCRIPTION``):
+#: the plan and ``cleanup`` know os-onboard's ports by it.
+PORT_DESCRIPTION_PREFIX = "os-onboard: adopted NIC of "

@@ -8,6 +8,7 @@ from os_onboard.drivers.adoption import Adoption
 from os_onboard.inventory.models import Nic, PowerState, Vm
 from os_onboard.plan.context import PlanContext
 from os_onboard.plan.model import (
+    PORT_DESCRIPTION_PREFIX,
     Op,
     SharedKind,
     SharedStep,
@@ -57,7 +58,8 @@ def port_step(ctx: PlanContext, vm: Vm, nic: Nic, plan: VmPlan,
     theirs = [p for p in ctx.cloud.ports if p["mac"] == mac and p["device_id"] != vm.uuid]
     if theirs:
         plan.blocked.append(f"MAC {mac} is already used by Neutron port {theirs[0]['id']}"
-                            + (f" of {theirs[0]['device_id']}" if theirs[0]["device_id"] else ""))
+                            + (f" of {theirs[0]['device_id']}" if theirs[0]["device_id"] else "")
+                            + orphan_note(ctx, theirs[0]))
         return None
     ours = [p for p in ctx.cloud.ports if p["mac"] == mac and p["device_id"] == vm.uuid]
     fixed_ips: list[dict] = []
@@ -76,7 +78,7 @@ def port_step(ctx: PlanContext, vm: Vm, nic: Nic, plan: VmPlan,
                 and (network is None or p["network_id"] == network["id"])]
         if used:
             plan.blocked.append(f"IP {ip} of NIC {mac} is already used by Neutron port "
-                                f"{used[0]['id']}")
+                                f"{used[0]['id']}" + orphan_note(ctx, used[0]))
             continue
         fixed_ips.append({"subnet": subnet["id"] or subnet["name"], "ip_address": str(ip)})
     if not nic.addresses and vm.power_state == PowerState.RUNNING:
@@ -89,8 +91,35 @@ def port_step(ctx: PlanContext, vm: Vm, nic: Nic, plan: VmPlan,
                         "port_id": ours[0]["id"] if ours else None})
 
 
+def orphan_note(ctx: PlanContext, port: dict) -> str:
+    """What to add when the port in the way is an orphan of os-onboard's: made by an
+    apply (its description) for a server that no longer exists."""
+    if not (port.get("description") or "").startswith(PORT_DESCRIPTION_PREFIX) \
+            or port["device_id"] in ctx.cloud.servers:
+        return ""
+    return ("; it is an orphan of os-onboard (its server is gone: deleted through Nova, "
+            "or an apply abandoned): 'os-onboard cleanup' removes it")
+
+
 def block_duplicates_within_plan(vms: list[VmPlan]) -> None:
-    """Two VMs of one plan with one MAC or IP: both blocked (which one is real?)."""
+    """Two VMs of one plan with one MAC or IP: both blocked (which one is real?).
+
+    Also two VMs with one UUID (vSphere's instanceUuid can repeat: clones):
+    Nova's VMware driver would manage whichever it finds first. One VM seen
+    twice (a libvirt definition left on the source host after a migration,
+    shut off, same name) is not such a pair.
+    """
+    by_uuid: dict[str, list[VmPlan]] = {}
+    for vm in vms:
+        by_uuid.setdefault(vm.uuid, []).append(vm)
+    for uuid, twins in by_uuid.items():
+        active = [v for v in twins if v.power_state != "shutoff"]
+        if len({v.name for v in twins}) > 1 or len(active) > 1:
+            names = ", ".join(sorted({f"{v.name} on {v.host_uri}" for v in twins}))
+            for vm in twins:
+                vm.blocked.append(f"UUID {uuid} is used by several VMs ({names}): Nova would "
+                                  "manage whichever its driver finds first")
+                vm.op, vm.steps = Op.BLOCKED, []
     seen: dict[str, list[VmPlan]] = {}
     for vm in vms:
         for step in vm.steps:

@@ -7,6 +7,7 @@ import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from os_onboard.exceptions import CloudError, TemporaryCloudError
@@ -76,6 +77,12 @@ class State:
         self.lose_answers: set[str] = set()
         self._failures: dict[str, list[_Failure]] = {}
         self._ids = itertools.count(1)
+        #: when the records made now are made (``created_at``); a test may move it
+        self.clock = datetime.now(UTC)
+
+    def now(self) -> str:
+        """A record's ``created_at``: the fake's clock (:attr:`clock`, UTC), ISO 8601."""
+        return self.clock.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def new_id(self, kind: str) -> str:
         """A fresh id, never one a test wrote by hand ("net-1", "port-x")."""
@@ -114,4 +121,5 @@ class State:
 READS = frozenset({
     "project_id", "user_id", "current_ids", "hypervisors", "compute_services", "servers",
     "server", "flavors", "image_by_name", "networks", "subnets", "ports", "volume", "volumes",
-    "manageable_volumes", "wait_volume", "attachments", "allocations"})
+    "manageable_volumes", "wait_volume", "attachments", "allocations",
+    "provider_allocations"})

@@ -9,7 +9,7 @@ from os_onboard.cloud.fake.core import State, http_error, op
 
 #: What :meth:`~os_onboard.cloud.base.Cloud.ports` shows of a port.
 PORT_KEYS = ("id", "name", "network_id", "mac", "fixed_ips", "device_id", "device_owner",
-             "host", "vif_type", "status", "description")
+             "host", "vif_type", "status", "description", "created_at")
 #: openstacksdk's attribute (and list filter) names -> the port record's.
 PORT_FIELDS = {"mac_address": "mac", "binding_host_id": "host",
                "binding_vif_type": "vif_type"}
@@ -138,7 +138,7 @@ class Network(State):
                 "device_owner": attrs.get("device_owner") or "",
                 "host": attrs.get("binding_host_id") or "", "status": "DOWN",
                 "description": attrs.get("description") or "",
-                "project_id": attrs.get("project_id")}
+                "project_id": attrs.get("project_id"), "created_at": self.now()}
         port["vif_type"] = self._vif(port)
         self.ports_.append(port)
         return port

@@ -30,6 +30,11 @@ class Placement(State):
         return self.allocs.get(consumer, {"allocations": {}})
 
     @op
+    def provider_allocations(self, provider: str) -> dict[str, dict]:
+        return {consumer: {"resources": dict(a["allocations"][provider]["resources"])}
+                for consumer, a in self.allocs.items() if provider in a["allocations"]}
+
+    @op
     def put_allocations(self, consumer: str, provider: str, resources: dict[str, int],
                         project_id: str, user_id: str, generation: int | None) -> None:
         self._check_generation(consumer, generation)
@@ -62,7 +67,8 @@ class Placement(State):
             "allocations": {provider: {"resources": dict(resources),
                                        "generation": self.provider_generations[provider]}},
             "consumer_generation": old["consumer_generation"] + 1,
-            "project_id": project_id, "user_id": user_id}
+            "project_id": project_id, "user_id": user_id,
+            "consumer_type": old.get("consumer_type", "INSTANCE")}
 
     def _bump(self, provider: str) -> None:
         self.provider_generations[provider] = self.provider_generations.get(provider, 0) + 1

@@ -84,7 +84,8 @@ class Storage(State):
             "id": volume_id, "name": name, "status": "creating", "attach_status": "detached",
             "size": item["size"] if item else 2, "metadata": dict(metadata),
             "bootable": str(bootable).lower(), "host": host, "ref": dict(ref),
-            "service_uuid": None, "os-vol-tenant-attr:tenant_id": self.credentials[0]}
+            "service_uuid": None, "os-vol-tenant-attr:tenant_id": self.credentials[0],
+            "created_at": self.now()}
         fails = name in self.manage_fails or already or (known is not None and item is None)
         self._pending[volume_id] = "error" if fails else "available"
         return self._shown(self.volumes_[volume_id])

@@ -17,6 +17,11 @@ class Placement(Service):
                                             microversion=PLACEMENT_ALLOCATIONS)
         return json_of(f"allocations of {consumer}", response)
 
+    def provider_allocations(self, provider: str) -> dict[str, dict]:
+        response = self._rest("placement").get(f"/resource_providers/{provider}/allocations",
+                                            microversion=PLACEMENT_ALLOCATIONS)
+        return json_of(f"allocations on provider {provider}", response).get("allocations") or {}
+
     def put_allocations(self, consumer: str, provider: str, resources: dict[str, int],
                         project_id: str, user_id: str, generation: int | None) -> None:
         body = {"allocations": {provider: {"resources": resources}},

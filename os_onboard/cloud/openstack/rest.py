@@ -128,7 +128,8 @@ def port_json(port: dict) -> dict:
             "device_id": port.get("device_id") or "",
             "device_owner": port.get("device_owner") or "",
             "host": port.get("binding:host_id") or "", "vif_type": port.get("binding:vif_type"),
-            "status": port.get("status"), "description": port.get("description") or ""}
+            "status": port.get("status"), "description": port.get("description") or "",
+            "created_at": port.get("created_at")}
 
 
 def port_of(port: Any) -> dict:
@@ -138,5 +139,6 @@ def port_of(port: Any) -> dict:
             "fixed_ips": [dict(ip) for ip in port.fixed_ips or []],
             "device_id": port.device_id or "", "device_owner": port.device_owner or "",
             "host": port.binding_host_id or "", "vif_type": port.binding_vif_type,
-            "status": port.status, "description": port.description or ""}
+            "status": port.status, "description": port.description or "",
+            "created_at": port.created_at}
 

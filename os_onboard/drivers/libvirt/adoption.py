@@ -24,6 +24,7 @@ from os_onboard.drivers.adoption import (
     HostOptions,
     HostStep,
     HostTarget,
+    KeptRoot,
 )
 from os_onboard.drivers.libvirt import instance_dir
 from os_onboard.drivers.libvirt.rebuild import live_migration_limits, rebuild_changes, sysmeta
@@ -48,15 +49,18 @@ class LibvirtAdoption(Adoption):
         return (f"NIC {nic.mac.lower()} is {nic.source_kind}: only NICs on a bridge or "
                 "libvirt network can be bound to a Neutron port here")
 
-    def keep_local_root(self, vm: Vm, disk: Disk) -> HostStep | None:
+    def unrecorded_disk_fate(self) -> str:
+        return "a Nova rebuild (stop/start, hard reboot, migration) drops it from the domain"
+
+    def keep_local_root(self, vm: Vm, disk: Disk) -> KeptRoot | None:
         if disk.source_kind != "file":
             return None
-        return HostStep(
+        return KeptRoot(steps=(HostStep(
             key=INSTANCE_DIR,
             summary=f"link <instances_path>/{vm.uuid}/disk -> {disk.source} "
                     f"({disk.format}) so a Nova rebuild boots the same disk",
             params={"source": disk.source, "format": disk.format or "raw",
-                    "kernel": vm.boot.kernel, "initrd": vm.boot.initrd})
+                    "kernel": vm.boot.kernel, "initrd": vm.boot.initrd}),))
 
     def outline(self, vm: Vm, root: Disk | None, volume_sources: list[str]) -> AdoptionOutline:
         steps = []

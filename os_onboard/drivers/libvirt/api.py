@@ -88,9 +88,28 @@ def warn_if_insecure(uri: str) -> bool:
     return True
 
 
+def check_uri(uri: str) -> None:
+    """Refuse a password typed into a libvirt URI; warn about ``no_verify``.
+
+    libvirt reads no password from a URI: the whole ``user:secret`` part is
+    its user name, which goes on, e.g. onto ssh's command line (``ps`` shows
+    it to every user). Authentication is by SSH keys, SASL or libvirt's
+    ``auth.conf``. The message names the user and host, never the password.
+
+    :raises ConfigError: a password in the URI.
+    """
+    parts = urlsplit(uri)
+    if parts.password is not None:
+        raise ConfigError(f"{parts.scheme}://{parts.username}@{parts.hostname or ''}/: a "
+                          "password in a libvirt URI is refused (libvirt would pass it on "
+                          "as part of the user name); use SSH keys, SASL or libvirt's "
+                          "auth.conf")
+    warn_if_insecure(uri)
+
+
 def open_read_only(uri: str) -> Any:
     """Open a read-only connection, or raise :class:`HostUnreachable`."""
-    warn_if_insecure(uri)
+    check_uri(uri)
     try:
         conn = libvirt.openReadOnly(uri)
     except libvirt.libvirtError as exc:
@@ -114,7 +133,7 @@ def redefine_persistent_config(uri: str, uuid: str, transform: Callable[[str], s
 
     The read-write connection is opened for this call only and closed again.
     """
-    warn_if_insecure(uri)
+    check_uri(uri)
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from os_onboard.drivers import safexml
 from os_onboard.drivers.libvirt.diskxml import parse_disk
 from os_onboard.drivers.libvirt.nicxml import apply_metadata_addresses, parse_interface
 from os_onboard.drivers.libvirt.xmlutil import describe, has, text, to_int
@@ -85,12 +86,11 @@ class DomainConfig:
 def parse_domain(xml_text: str) -> DomainConfig:
     """Parse one domain's XML.
 
-    :raises MalformedXml: not XML, not a ``<domain>``, or without name/UUID.
+    :raises MalformedXml: not XML, not a ``<domain>``, or without name/UUID; or
+        hostile: a DTD (entity expansion, external entities), over
+        :data:`~os_onboard.drivers.safexml.MAX_DOCUMENT_CHARS`, nested too deep.
     """
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as exc:
-        raise MalformedXml(f"domain XML is not well-formed: {exc}") from exc
+    root = safexml.fromstring(xml_text, "domain XML", MalformedXml)
     if root.tag != "domain":
         raise MalformedXml(f"expected a <domain> element, got <{root.tag}>")
     name = text(root, "name")

@@ -1,7 +1,8 @@
 """Parse libvirt's host-side XML: networks, storage pools/volumes, node devices.
 
 Pure functions; the driver feeds them the XML it read. Each raises
-:class:`MalformedXml` for input that is not the expected document.
+:class:`MalformedXml` for input that is not the expected document
+(or is hostile: a DTD, oversized, nested too deep; see ``drivers/safexml.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import xml.etree.ElementTree as ET
 
+from os_onboard.drivers import safexml
 from os_onboard.drivers.libvirt.diskxml import page83_from_by_id
 from os_onboard.drivers.libvirt.domxml import MalformedXml
 from os_onboard.inventory.models import BlockDevice, Network, StoragePool, StorageVolume
@@ -18,10 +20,7 @@ _SIZE_UNITS = {"bytes": 1, "b": 1, "kib": 1024, "k": 1024, "mib": 1024**2, "m": 
 
 
 def _root(xml_text: str, tag: str) -> ET.Element:
-    try:
-        root = ET.fromstring(xml_text)
-    except ET.ParseError as exc:
-        raise MalformedXml(f"<{tag}> XML is not well-formed: {exc}") from exc
+    root = safexml.fromstring(xml_text, f"<{tag}> XML", MalformedXml)
     if root.tag != tag:
         raise MalformedXml(f"expected <{tag}>, got <{root.tag}>")
     return root

@@ -27,6 +27,7 @@ from os_onboard.inventory.models import (
     Problem,
     Severity,
     StoragePool,
+    Vm,
 )
 
 
@@ -39,9 +40,11 @@ def build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObject
             vms.append(obj)
         else:
             others[obj.moid] = obj
-    catalog = build_catalog(others)
     problems: list[Problem] = []
-    result = [vm for vm in (build_vm(uri, raw, catalog, problems) for raw in vms) if vm is not None]
+    others = {moid: obj for moid, obj in others.items() if _readable(uri, obj, problems)}
+    catalog = build_catalog(others)
+    result = [vm for vm in (_build_vm(uri, raw, catalog, problems) for raw in vms)
+              if vm is not None]
     result.sort(key=lambda v: (v.name, v.uuid))
     errors = any(p.severity == Severity.ERROR for p in problems)
     return HostInventory(
@@ -55,6 +58,50 @@ def build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObject
         block_devices=_block_devices(catalog),
         problems=problems,
     )
+
+
+#: what reading a property of an unexpected type or value raises (soapxml, pydantic)
+_UNREADABLE = (AttributeError, LookupError, TypeError, ValueError, RecursionError)
+
+
+def _readable(uri: str, obj: RawObject, problems: list[Problem]) -> bool:
+    """Whether a non-VM object converts on its own; if not, a warning and it is left out.
+
+    Hosts, port groups and datastores are read into the catalog, networks,
+    datastores and LUNs of the endpoint; one malformed object must not fail
+    them all, so each is tried alone first (cheap: a catalog of one).
+    """
+    try:
+        alone = build_catalog({obj.moid: obj})
+        _networks([obj], alone)
+        _datastores([obj])
+        _block_devices(alone)
+    except _UNREADABLE as exc:
+        problems.append(Problem(
+            severity=Severity.WARNING, code="object-unreadable", host=uri,
+            message=f"{obj.type} {obj.moid} left out: a property has an unexpected value "
+                    f"({type(exc).__name__}: {str(exc)[:200]})"))
+        return False
+    return True
+
+
+def _build_vm(uri: str, raw: RawObject, catalog: Catalog, problems: list[Problem]) -> Vm | None:
+    """build_vm; a property of an unexpected type or value fails this VM only.
+
+    The reply decides each value's type (``xsi:type``) and soapxml converts
+    fields as they are read, so a malformed device or guest NIC surfaces here
+    as the errors of reading a wrong type.
+    """
+    try:
+        return build_vm(uri, raw, catalog, problems)
+    except _UNREADABLE as exc:
+        name = raw.props.get("name")
+        problems.append(Problem(
+            severity=Severity.ERROR, code="vm-unreadable", host=uri,
+            vm=name if isinstance(name, str) else raw.moid,
+            message=f"VM {raw.moid}: a property has an unexpected value "
+                    f"({type(exc).__name__}: {str(exc)[:200]})"))
+        return None
 
 
 def _version(about: dict[str, Any]) -> str | None:

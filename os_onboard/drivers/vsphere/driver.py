@@ -27,6 +27,7 @@ from os_onboard.drivers.base import (
     Inventory,
 )
 from os_onboard.drivers.vsphere import api
+from os_onboard.drivers.vsphere.adoption import VsphereAdoption
 from os_onboard.drivers.vsphere.build import build_inventory
 from os_onboard.drivers.vsphere.changes import WATCH_PATHS, ChangeTracker
 from os_onboard.drivers.vsphere.endpoint import SCHEME, find_password, parse_uri
@@ -113,14 +114,12 @@ class VsphereChangeFeed(ChangeFeed):
 
 
 class VsphereDriver(HypervisorDriver):
-    """vCenter or ESXi endpoints given ``vsphere://USER@HOST[:PORT]/``.
-
-    No adoption capability yet: vSphere VMs are discovered and watched.
-    """
+    """vCenter or ESXi endpoints given ``vsphere://USER@HOST[:PORT]/``."""
 
     name = "vsphere"
     inventory = VsphereInventory
     change_feed = VsphereChangeFeed
+    adoption = VsphereAdoption()
 
     @classmethod
     def handles(cls, uri: str) -> bool:

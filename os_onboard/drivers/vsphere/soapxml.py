@@ -10,6 +10,13 @@ What a field is (array or not, primitive, reference or data object) comes
 from a ``schema`` callback that api.py answers from pyVmomi's type
 information, so the objects behave like pyVmomi's: a declared but unset
 field reads as None, an undeclared one raises AttributeError.
+
+A reply is untrusted input (drivers/safexml.py): a page over
+:data:`MAX_REPLY_BYTES` is refused unparsed (api.py reads no more than that),
+a DTD is refused (no entity expansion, no external entities), either as a
+:class:`DiscoveryError` for the endpoint. A property whose value does not
+convert to its declared type is left out and named in the object's
+``missing`` (fault ``InvalidValue``), so only that VM is reported.
 """
 
 from __future__ import annotations
@@ -18,7 +25,18 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from os_onboard.drivers import safexml
 from os_onboard.drivers.vsphere.raw import RawObject
+from os_onboard.exceptions import DiscoveryError
+
+#: Largest (Continue)RetrievePropertiesEx answer read, in bytes. A page holds at most
+#: ``page_size`` (1,000) objects and a VM with its devices is a few KiB to a few tens
+#: of KiB of XML, so a page is well under 64 MiB; 256 MiB is ample room while bounding
+#: what one page costs in memory (the tree is several times the text).
+MAX_REPLY_BYTES = 256 * 1024 * 1024
+
+#: ``missing`` fault of a property whose value does not convert to its type
+INVALID_VALUE = "InvalidValue"
 
 VIM = "{urn:vim25}"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -101,8 +119,14 @@ def _value(elem: ET.Element, kind: str, type_name: str, schema: Schema) -> Any:
 
 
 def parse_retrieve_result(body: bytes, schema: Schema) -> tuple[list[RawObject], str | None]:
-    """The objects of one (Continue)RetrievePropertiesEx answer, and its paging token."""
-    root = ET.fromstring(body)
+    """The objects of one (Continue)RetrievePropertiesEx answer, and its paging token.
+
+    :raises DiscoveryError: not well-formed, a DTD, or over :data:`MAX_REPLY_BYTES`.
+    """
+    # The readers below recurse only into nested data objects, which vSphere keeps
+    # shallow; a hostile depth fails that VM (build.py), so no depth walk here.
+    root = safexml.fromstring(body, "vSphere reply", DiscoveryError, limit=MAX_REPLY_BYTES,
+                              max_depth=None)
     returnval = root.find(f".//{VIM}returnval")
     if returnval is None:
         return [], None
@@ -115,12 +139,15 @@ def _objects(returnval: ET.Element, schema: Schema) -> Iterator[RawObject]:
         if obj is None:
             continue
         props: dict[str, Any] = {}
+        missing = {m.findtext(f"{VIM}path") or "": _fault_name(m)
+                   for m in content.iterfind(f"{VIM}missingSet")}
         for prop in content.iterfind(f"{VIM}propSet"):
             name, val = prop.findtext(f"{VIM}name"), prop.find(f"{VIM}val")
             if name is not None and val is not None:
-                props[name] = _value(val, "str", "string", schema)
-        missing = {m.findtext(f"{VIM}path") or "": _fault_name(m)
-                   for m in content.iterfind(f"{VIM}missingSet")}
+                try:
+                    props[name] = _value(val, "str", "string", schema)
+                except (ValueError, RecursionError):  # e.g. <val xsi:type="xsd:int">abc</val>
+                    missing[name] = INVALID_VALUE
         yield RawObject(type=obj.get("type") or "", moid=obj.text or "", props=props,
                         missing=missing)
 

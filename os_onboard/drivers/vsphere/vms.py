@@ -50,6 +50,7 @@ def build_vm(uri: str, raw: RawObject, catalog: Catalog, problems: list[Problem]
     host = p.get("runtime.host")
     compute = catalog.ancestor(host, ("ComputeResource", "ClusterComputeResource"))
     datacenter = catalog.ancestor(p.get("parent") or host, ("Datacenter",))
+    in_cluster = compute is not None and compute.type == "ClusterComputeResource"
     vm = Vm(
         uuid=(instance_uuid or bios_uuid).lower(),
         name=name,
@@ -57,8 +58,8 @@ def build_vm(uri: str, raw: RawObject, catalog: Catalog, problems: list[Problem]
         guest_os=p.get("config.guestId"),
         location=Location(
             datacenter=datacenter.props.get("name") if datacenter else None,
-            cluster=compute.props.get("name")
-            if compute and compute.type == "ClusterComputeResource" else None,
+            cluster=compute.props.get("name") if in_cluster else None,
+            cluster_id=compute.moid if in_cluster else None,
             host=catalog.name(host),
             resource_pool=catalog.path(p.get("resourcePool"),
                                        ("ComputeResource", "ClusterComputeResource")),

@@ -18,8 +18,11 @@ block     ``dev``                  absolute path (LVM: ``/dev/vg/volume-<id>``)
 ========  ======================  ==========================================
 
 Only ``<disk>/<source>`` is rewritten: backing chains, ``<mirror>`` and
-anything outside ``<devices>`` keep their names. Standard library only: the
-libvirt hook imports this module with the system python3.
+anything outside ``<devices>`` keep their names. A hostile document is
+refused (:class:`RenameError`, so the hook leaves it unchanged): a DTD (entity
+expansion, external entities) by expat's handlers, and more than
+:data:`~os_onboard.drivers.safexml.MAX_DOCUMENT_CHARS` unparsed. Standard
+library only: the libvirt hook imports this module with the system python3.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from xml.parsers import expat
 
+from os_onboard.drivers import safexml
 from os_onboard.exceptions import RenameError
 
 #: disk type -> the <source> attribute that names the image
@@ -51,12 +55,15 @@ class DiskSource:
 def disk_sources(xml: str) -> list[DiskSource]:
     """Every renameable disk source of the domain XML, in document order.
 
-    Raises :class:`RenameError` when the XML is not well-formed.
+    Raises :class:`RenameError` when the XML is not well-formed, has a DTD or
+    is oversized.
     """
+    safexml.check_size(xml, "domain XML", RenameError)
     found: list[DiskSource] = []
     stack: list[tuple[str, dict[str, str]]] = []
     root: list[str] = []
     parser = expat.ParserCreate()
+    safexml.refuse_dtd(parser, "domain XML", RenameError)
 
     def start(tag: str, attrs: dict[str, str]) -> None:
         if tag == "source" and stack and stack[-1][0] == "disk" and len(stack) >= 2 \
@@ -77,7 +84,7 @@ def disk_sources(xml: str) -> list[DiskSource]:
     parser.EndElementHandler = lambda _tag: stack.pop()
     try:
         parser.Parse(xml.encode("utf-8"), True)
-    except expat.ExpatError as exc:
+    except (expat.ExpatError, ValueError) as exc:  # ValueError: text that cannot be encoded
         raise RenameError(f"domain XML is not well-formed: {exc}") from exc
     if root and root[0] != "domain":
         # well-formed, but not a domain: a caller passing the wrong document should hear it

@@ -1,0 +1,143 @@
+"""vSphere VMs through the planner: the VMware driver's node, port groups, nothing written
+to vCenter, and what is refused (standalone hosts, opaque networks, twin instanceUuids)."""
+
+import pytest
+
+from os_onboard.inventory.models import (
+    AddressSource,
+    Caveat,
+    Disk,
+    Host,
+    HostInventory,
+    Inventory,
+    IpAddress,
+    Location,
+    Nic,
+    PowerState,
+    Vm,
+)
+from os_onboard.mapping.model import Mapping
+from os_onboard.plan.builder import build_plan
+from os_onboard.plan.cloudview import CloudView
+from os_onboard.plan.model import Op, StepKind
+
+VC_URI = "vsphere://onboard@vc.example/"
+VC_UUID = "dbed6e0c-bd88-4ef6-b594-21283e1c677f"
+NODE = f"domain-c7.{VC_UUID}"
+UUID1 = "50011111-1111-4111-8111-111111111111"
+UUID2 = "50022222-2222-4222-8222-222222222222"
+MAC1, MAC2 = "00:50:56:01:01:01", "00:50:56:01:01:02"
+NETWORK = {"id": "net-vc", "name": "vc-net", "physical_network": "physnet-vc",
+           "network_type": "flat", "segment": None, "subnet_ids": ["sub-vc"]}
+SUBNET = {"id": "sub-vc", "name": "vc-net-v4", "network_id": "net-vc",
+          "cidr": "10.20.0.0/24", "enable_dhcp": False, "ip_version": 4}
+
+
+def mapping(**overrides) -> Mapping:
+    data = {"owners": [{"match": {"name": "app-*"}, "project": "demo", "user": "demo"}],
+            "networks": [{"match": {"network": "DC0_DVPG0"}, "neutron_network": "vc-net",
+                          "subnet": "vc-net-v4"}],
+            "flavors": {"policy": "reuse-or-create", "prefix": "adopted"}}
+    return Mapping.model_validate({**data, **overrides})
+
+
+def cloud() -> CloudView:
+    hyp = {"node": NODE, "uuid": "rp-c7", "state": "up", "status": "enabled",
+           "host_ip": "127.0.0.1", "service_host": "vc-compute-c0"}
+    return CloudView(hypervisors=[hyp], networks=[NETWORK], subnets=[SUBNET],
+                     projects={"demo": "p-demo"}, users={"demo": "u-demo"})
+
+
+def vmdk(target="scsi0:0", name="disk1", capacity=2 * 1024**3, thin=True) -> Disk:
+    return Disk(device="disk", bus="scsi", target=target, format="vmdk", source_kind="file",
+                source=f"[LocalDS_0] app/{name}.vmdk", capacity_bytes=capacity,
+                controller=target, thin=thin)
+
+
+def nic(mac=MAC1, ip="10.20.0.11", kind="distributed-portgroup", network="DC0_DVPG0") -> Nic:
+    return Nic(mac=mac, model="vmxnet3", source_kind=kind, network=network,
+               portgroup=network,
+               addresses=[IpAddress(family="ipv4", address=ip, prefix=24,
+                                    source=AddressSource.GUEST_AGENT)])
+
+
+def vm(name="app-1", uuid=UUID1, *, cluster="domain-c7", disks=None, nics=None,
+       **fields) -> Vm:
+    return Vm(uuid=uuid, name=name, power_state=PowerState.RUNNING, vcpus=2, memory_mib=2048,
+              guest_os="otherLinux64Guest", virt_type="vmx", machine_type="vmx-13",
+              location=Location(datacenter="DC0", cluster="DC0_C0" if cluster else None,
+                                cluster_id=cluster, host="esx-1"),
+              disks=[vmdk()] if disks is None else disks,
+              nics=[nic()] if nics is None else nics, **fields)
+
+
+def plan_of(*vms, vc_uuid=VC_UUID, **mapping_overrides):
+    host = Host(uri=VC_URI, kind="vsphere", hostname="vc.example", uuid=vc_uuid)
+    inv = Inventory(hosts=[HostInventory(host=host, vms=list(vms))])
+    return build_plan(inv, 1, cloud(), mapping(**mapping_overrides))
+
+
+def test_a_vm_in_a_cluster_is_planned_on_the_clusters_compute_node():
+    [p] = plan_of(vm()).vms
+    assert p.op is Op.CREATE, p.blocked
+    assert (p.node, p.host) == (NODE, "vc-compute-c0")
+    # Nothing on the hypervisor side: no host steps at all.
+    assert [s.kind for s in p.steps] == [StepKind.PORT, StepKind.SERVER, StepKind.ALLOCATION,
+                                         StepKind.NETWORK_CACHE]
+    port = p.steps[0]
+    assert port.params["mac"] == MAC1 and port.params["network"] == "vc-net"
+    assert [f["ip_address"] for f in port.params["fixed_ips"]] == ["10.20.0.11"]
+    server = next(s for s in p.steps if s.kind is StepKind.SERVER)
+    assert server.params["root_kind"] == "local" and server.params["vm_state"] == "active"
+    assert server.params["system_metadata"] == {
+        "image_vmware_ostype": "otherLinux64Guest", "image_hw_vif_model": "vmxnet3",
+        "image_vmware_disktype": "thin"}
+    assert any("stays in the VM" in n for n in p.notes)
+    assert any("no nvp.vm-uuid" in n for n in p.notes)
+    assert p.rebuild_changes == []
+
+
+def test_a_vm_on_a_standalone_host_or_an_unknown_vcenter_is_refused():
+    [p] = plan_of(vm(cluster=None)).vms
+    assert p.op is Op.BLOCKED and p.steps == []
+    assert any("standalone host esx-1" in b for b in p.blocked)
+    [q] = plan_of(vm(), vc_uuid=None).vms
+    assert any("instance UUID was not read" in b for b in q.blocked)
+
+
+def test_a_cluster_without_its_nova_compute_is_refused():
+    [p] = plan_of(vm(cluster="domain-c9")).vms
+    assert p.op is Op.BLOCKED
+    assert any(f"no nova-compute manages compute node domain-c9.{VC_UUID}" in b
+               for b in p.blocked)
+
+
+def test_an_nsx_nic_is_refused_with_its_backing():
+    [p] = plan_of(vm(nics=[nic(kind="opaque-network", network="ls-42")])).vms
+    assert any("NIC 00:50:56:01:01:01 is on a opaque-network" in b for b in p.blocked)
+
+
+def test_twins_sharing_an_instance_uuid_are_both_refused():
+    plan = plan_of(vm("app-1"), vm("app-1-clone", nics=[nic(MAC2, "10.20.0.12")]))
+    assert {p.op for p in plan.vms} == {Op.BLOCKED}
+    for p in plan.vms:
+        assert any(f"UUID {UUID1} is used by several VMs" in b for b in p.blocked)
+
+
+def test_a_template_is_refused_as_a_caveat():
+    template = vm(caveats=[Caveat(kind="vsphere-template", detail="config.template = true",
+                                  reason="a template is not a runnable VM")])
+    [p] = plan_of(template).vms
+    assert any("vsphere-template" in b for b in p.blocked)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_vmdk_data_disk_needs_a_backend_or_local_disks_keep(keep):
+    disks = [vmdk(), vmdk("scsi0:1", "data", thin=False)]
+    overrides = {"local_disks": "keep"} if keep else {}
+    [p] = plan_of(vm(disks=disks), **overrides).vms
+    if keep:
+        assert p.op is Op.CREATE
+        assert any("stays attached to the VM" in c for c in p.rebuild_changes)
+    else:
+        assert any("disk scsi0:1" in b and "no Cinder backend" in b for b in p.blocked)
