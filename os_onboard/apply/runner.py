@@ -119,17 +119,20 @@ class Applier(BulkWrites):
     # -- checks --------------------------------------------------------------------
     def _recheck_hypervisors(self, vms: list[VmPlan]) -> None:
         inventory = discover_hosts(sorted({v.host_uri for v in vms}))
-        live = {vm.uuid: (host.host.uri, vm.power_state)
-                for host in inventory.hosts for vm in host.vms}
+        live = {vm.uuid: (host.host, vm) for host in inventory.hosts for vm in host.vms}
         for vm in vms:
             done_server = self._step_state(vm, "server") == StepStatus.DONE
             where = live.get(vm.uuid)
+            node = ex.adoption_of(vm).compute_node(*where) if where else None
             if where is None:
                 reason = f"not found on {vm.host_uri} any more"
-            elif where[0] != vm.host_uri:
-                reason = f"moved to {where[0]}"
-            elif where[1] != vm.power_state and not done_server:
-                reason = f"power state is {where[1]} now, {vm.power_state} in the plan"
+            elif where[0].uri != vm.host_uri:
+                reason = f"moved to {where[0].uri}"
+            elif node != vm.node and not done_server:  # e.g. vMotion to another cluster
+                reason = f"moved to compute node {node}"
+            elif where[1].power_state != vm.power_state and not done_server:
+                reason = (f"power state is {where[1].power_state} now, {vm.power_state} in "
+                          "the plan")
             else:
                 continue
             self.outcomes[vm.uuid].status = VmStatus.SKIPPED
