@@ -64,3 +64,14 @@ def test_the_write_connection_warns_too(monkeypatch, caplog):
 def test_the_warning_never_repeats_a_password(caplog):
     assert api.warn_if_insecure("qemu+tls://root:s3cret@hv1/system?no_verify=1")
     assert "s3cret" not in caplog.text and "hv1" in caplog.text
+
+
+@pytest.mark.parametrize("uri", [
+    "qemu+ssh://root:s3cret@hv1.example.com/system",
+    "qemu+tcp://admin:s3cret@127.0.0.1:16509/system?no_verify=1",
+])
+def test_a_password_in_a_libvirt_uri_is_refused_before_libvirt_sees_it(opened, uri):
+    with pytest.raises(api.ConfigError) as info:
+        api.open_read_only(uri)
+    assert opened == []  # never passed on (libvirt would hand "root:s3cret" to ssh -l)
+    assert "s3cret" not in str(info.value) and "password in a libvirt URI" in str(info.value)
