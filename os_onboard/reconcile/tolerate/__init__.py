@@ -59,11 +59,15 @@ class Tolerator:
             return Outcome(drift, "reported", "policy report: nothing written")
         try:
             if policy == ADOPT and drift.kind is DriftKind.NOT_ADOPTED:
-                return adopt.adopt(self.ctx, drift)
-            return self._execute(drift)
+                outcome = adopt.adopt(self.ctx, drift)
+            else:
+                outcome = self._execute(drift)
         except OnboardError as exc:
-            return Outcome(drift, DriftAction.FAILED, f"{exc} (the next pass retries)",
-                           temporary=exc.temporary)
+            outcome = Outcome(drift, DriftAction.FAILED, f"{exc} (the next pass retries)",
+                              temporary=exc.temporary)
+        if outcome.action not in (DriftAction.REPORTED, DriftAction.DEFERRED):
+            self.ctx.forget_view()  # it wrote, or may have: later plans read anew
+        return outcome
 
     def _execute(self, drift: Drift) -> Outcome:
         executor = EXECUTORS.get(drift.kind)

@@ -10,6 +10,7 @@ recorded exactly as it would have been at adoption.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from os_onboard.exceptions import CloudError
 from os_onboard.inventory.models import HostInventory, Inventory, Vm
 from os_onboard.mapping.model import Mapping
 from os_onboard.plan.builder import build_plan, read_cloud_view
+from os_onboard.plan.cloudview import CloudView
 from os_onboard.plan.model import Plan, Step, StepKind, VmPlan
 from os_onboard.reconcile.drift import Drift, live_vms
 from os_onboard.state.journal import Journal
@@ -61,6 +63,7 @@ class Context:
     run_helpers: Callable[[str, list[dict]], list[dict]] | None = None
     journal: Journal | None = None               # the state store's plans (adopt policy)
     state_url: str = ""                          # for apply's lock (adopt policy)
+    _view: CloudView | None = field(default=None, repr=False)  # see cloud_view()
 
     def seen_for(self, drift: Drift, now: datetime | None = None) -> float:
         """Seconds since a pass first saw this drift as it is (0: this pass)."""
@@ -110,15 +113,29 @@ class Context:
         return ApplyEnv(cloud=self.cloud, host_options=self.host_options,
                         hypervisors={h["node"]: h for h in self.hypervisors})
 
+    def cloud_view(self) -> CloudView:
+        """OpenStack's state as a plan reads it: read once per pass, and again after a
+        write (:meth:`forget_view`), so many VMs waiting under the adopt policy cost one
+        read a pass, not one each."""
+        if self._view is None:
+            assert self.mapping is not None
+            self._view = read_cloud_view(self.cloud, self.mapping)
+        return self._view
+
+    def forget_view(self) -> None:
+        """Something may have been written: the next plan reads OpenStack again."""
+        self._view = None
+
     def plan_one(self, uuid: str, *, as_new: bool = False) -> tuple[Plan, VmPlan]:
         """The plan adoption would make for this VM now (blocked or not);
         ``as_new``: as if Nova did not know its UUID."""
         if self.mapping is None or self.inventory is None:
             raise CloudError("recording a new VM, NIC, disk or shape needs the mapping: pass "
                              "--mapping (the file 'plan' used)")
-        view = read_cloud_view(self.cloud, self.mapping)
-        if as_new:
-            view.servers.pop(uuid, None)  # every record gets its step
+        view = self.cloud_view()
+        if as_new:  # every record gets its step
+            view = dataclasses.replace(view, servers={
+                k: v for k, v in view.servers.items() if k != uuid})
         plan = build_plan(self.inventory, 0, view, self.mapping, only={uuid},
                           renames=self.renames)
         if not plan.vms:

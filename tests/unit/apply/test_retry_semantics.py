@@ -142,7 +142,8 @@ def test_a_permanent_toleration_failure_is_reported_and_not_retried_with_backoff
 
 def test_the_tolerator_carries_the_error_type_into_the_outcome():
     class Ctx:
-        pass
+        def forget_view(self):
+            pass
 
     drift = Drift(DriftKind.HOST_CHANGED, UUID1, "web1", "a", "b", {"node": "hv-b"})
     for error, temporary in ((TemporaryCloudError("down"), True), (CloudError("409"), False)):

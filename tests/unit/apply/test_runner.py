@@ -645,3 +645,31 @@ def test_a_helper_failure_keeps_its_traceback_in_the_journal(world):
     assert state.status == "failed"
     assert state.result["traceback"].startswith("Traceback (most recent call last)")
 
+
+def test_the_adopt_policy_reads_openstack_once_a_pass_for_vms_it_only_reports(world):
+    """Many not-adopted VMs no owner rule names: one read of OpenStack's plan view a
+    pass (it was one per VM), read again only after a write."""
+    from os_onboard.reconcile.drift import Drift, DriftKind
+    from os_onboard.reconcile.tolerate import Context, Tolerator
+
+    strangers = [guest(f"db-{i}", f"3333333{i}-3333-4333-8333-333333333333",
+                       nic(f"52:54:00:cc:00:0{i}", f"192.168.150.4{i}")) for i in range(3)]
+    world.planned = inventory(vm1(), *strangers)
+    ctx = Context(cloud=world.cloud, hypervisors=[dict(HYPERVISOR)], inventory=world.planned,
+                  mapping=MAPPING, nova_python="nova-python", nova_config=["nova.conf"],
+                  host_options={"libvirt_config_dirs": [str(world.tmp / "libvirt")],
+                                "instances_path": str(world.tmp / "instances")},
+                  journal=world.journal, state_url=f"sqlite:///{world.tmp}/s.db")
+    tolerator = Tolerator(ctx)
+    world.cloud.calls.clear()
+    drifts = [Drift(DriftKind.NOT_ADOPTED, v.uuid, v.name, "not in OpenStack", "running on hv1")
+              for v in strangers]
+    assert {tolerator.apply(d, "adopt").action for d in drifts} == {"reported"}
+    assert world.cloud.calls.count("servers") == 1
+    adopted = tolerator.apply(Drift(DriftKind.NOT_ADOPTED, UUID1, "lab-vm1", "not in OpenStack",
+                                    "running on hv1"), "adopt")
+    assert adopted.action == "tolerated", adopted.detail
+    reads = world.cloud.calls.count("servers")
+    tolerator.apply(drifts[0], "adopt")  # after a write: read anew, once
+    assert world.cloud.calls.count("servers") == reads + 1
+
