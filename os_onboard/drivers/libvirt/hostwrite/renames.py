@@ -84,7 +84,7 @@ def disk_sources(xml: str) -> list[DiskSource]:
     parser.EndElementHandler = lambda _tag: stack.pop()
     try:
         parser.Parse(xml.encode("utf-8"), True)
-    except (expat.ExpatError, ValueError) as exc:  # ValueError: text that cannot be encoded
+    except (expat.ExpatError, ValueError, LookupError) as exc:  # unencodable; encoding="?"
         raise RenameError(f"domain XML is not well-formed: {exc}") from exc
     if root and root[0] != "domain":
         # well-formed, but not a domain: a caller passing the wrong document should hear it
