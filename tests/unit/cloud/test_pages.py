@@ -65,7 +65,8 @@ def test_port_json_matches_the_sdk_shape():
     assert port == {"id": "p1", "name": "", "network_id": "n1", "mac": "52:54:00:ab:cd:ef",
                     "fixed_ips": [{"subnet_id": "s1", "ip_address": "10.0.0.5"}],
                     "device_id": "vm1", "device_owner": "compute:nova", "host": "host-b",
-                    "vif_type": "bridge", "status": "ACTIVE", "description": ""}
+                    "vif_type": "bridge", "status": "ACTIVE", "description": "",
+                    "created_at": None}
 
 
 class _Compute:
