@@ -6,6 +6,7 @@ the ports holding the guest's MAC. The world is test_runner's (a real plan
 and apply against the shipped fake cloud).
 """
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -162,6 +163,16 @@ def test_a_failed_removal_is_reported_and_the_rest_goes_on(world):
 
 @pytest.fixture
 def cli_cloud(world, monkeypatch, tmp_path):
+    # cliff's App adds a console handler to the root logger on every run: drop it after
+    # the test, so it does not write to a later test's (closed) stderr (see test_cli)
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield _cli_world(world, monkeypatch, tmp_path)
+    root.handlers[:] = before
+    root.setLevel(level)
+
+
+def _cli_world(world, monkeypatch, tmp_path):
     monkeypatch.setattr(cleanup_cli, "cloud", lambda app: world.cloud)
     monkeypatch.setenv("OS_ONBOARD_STATE_URL", f"sqlite:///{tmp_path}/cli.db")
     mine = PORT_DESCRIPTION.format(name="lab-vm1")
