@@ -15,7 +15,11 @@
 #   gocache/                 Go build cache (~16 s cold build, seconds warm)
 #   password                 the simulator's password (0600, made once)
 #   run/vcsim.pid, run.args  pidfile and the arguments it runs with
-#   tmp/                     the simulated datastores (removed by down)
+#   estate.json              the VMs made through the API (Nova's, Cinder's),
+#                            re-created at start (-state-file); kept by down
+#   datastores/              the datastores' files (-datastore-dir); kept by down
+#   tmp/                     the simulator's temporary files (removed by down)
+# `lab/lab down --purge` forgets estate.json and datastores/ (vsphere_purge).
 # Log: $LAB_LOG_DIR/vsphere.log ("READY <url>" once it serves).
 #
 # Settings: LAB_VSPHERE_ADDR (127.0.0.1), LAB_VSPHERE_PORT (18989),
@@ -36,6 +40,7 @@ LAB_VSPHERE_CERT=$LAB_VSPHERE_DIR/cert.pem
 LAB_VSPHERE_GOVMOMI_TYPES=/usr/share/gocode/src/github.com/vmware/govmomi/vim25/types
 LAB_VSPHERE_PIDFILE=$LAB_VSPHERE_DIR/run/vcsim.pid
 LAB_VSPHERE_LOG=$LAB_LOG_DIR/vsphere.log
+LAB_VSPHERE_ESTATE=$LAB_VSPHERE_DIR/estate.json
 LAB_VSPHERE_PACKAGES=(golang-go golang-github-vmware-govmomi-dev)
 
 vsphere_uri() {
@@ -89,7 +94,7 @@ vsphere_build() {
 
 # The arguments the simulator runs with (a change restarts it).
 vsphere_args() {
-    printf '%s\n' "-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT -https-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_HTTPS_PORT -username $LAB_VSPHERE_USER $LAB_VSPHERE_MODEL $(sha256sum "$LAB_VSPHERE_BIN" | cut -c1-16)"
+    printf '%s\n' "-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT -https-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_HTTPS_PORT -username $LAB_VSPHERE_USER -state-file $LAB_VSPHERE_ESTATE -datastore-dir $LAB_VSPHERE_DIR/datastores $LAB_VSPHERE_MODEL $(sha256sum "$LAB_VSPHERE_BIN" | cut -c1-16)"
 }
 
 # vsphere_wait_ready PID LOG_OFFSET TIMEOUT: wait for the READY line it prints.
@@ -133,6 +138,7 @@ vsphere_up() {
     VCSIM_PASSWORD=$password TMPDIR=$LAB_VSPHERE_DIR/tmp setsid nohup "$LAB_VSPHERE_BIN" \
         -listen "$LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT" -username "$LAB_VSPHERE_USER" \
         -https-listen "$LAB_VSPHERE_ADDR:$LAB_VSPHERE_HTTPS_PORT" -cert-out "$LAB_VSPHERE_CERT" \
+        -state-file "$LAB_VSPHERE_ESTATE" -datastore-dir "$LAB_VSPHERE_DIR/datastores" \
         $LAB_VSPHERE_MODEL </dev/null >>"$LAB_VSPHERE_LOG" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     pid=$!
     printf '%s\n' "$pid" >"$LAB_VSPHERE_PIDFILE"
@@ -148,6 +154,18 @@ vsphere_down() {
     fi
     rm -f "$LAB_VSPHERE_PIDFILE" "$LAB_VSPHERE_DIR/run.args"
     rm -rf "$LAB_VSPHERE_DIR/tmp"
+}
+
+# vsphere_purge: forget the estate (after vsphere_down): the next start has
+# the model's VMs only. Nova's instances on them lose their VMs (power state
+# NOSTATE), hence `lab/lab down --purge` drops OpenStack's state too.
+vsphere_purge() {
+    local pid
+    if pid=$(daemon_pid "$LAB_VSPHERE_PIDFILE" vcsim-lab); then
+        die "vsphere: the simulator runs (pid $pid); purge after vsphere_down"
+    fi
+    rm -rf "$LAB_VSPHERE_ESTATE" "$LAB_VSPHERE_DIR/datastores"
+    log "vsphere: forgot the estate ($LAB_VSPHERE_ESTATE, $LAB_VSPHERE_DIR/datastores)"
 }
 
 # One status block; returns 1 when the simulator is not running or not answering.

@@ -131,6 +131,9 @@ func main() {
 	if err := decorate(ctx, client, *extras, *dupUUID); err != nil {
 		log.Fatal(err)
 	}
+	if err := startEstate(ctx, client); err != nil { // estate.go: -datastore-dir, -state-file
+		log.Fatal(err)
+	}
 	_ = client.Logout(ctx)
 
 	shown := *server.URL
@@ -139,6 +142,7 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
+	stopEstate()
 }
 
 func serviceInstance() *simulator.ServiceInstance {

@@ -39,6 +39,9 @@ def main():
     p.add_argument("--no-spawn", action="store_true", help="stop after list_instances")
     p.add_argument("--port-group", default="DC0_DVPG0",
                    help="the distributed port group of the spawned VM's NIC ('' for no NIC)")
+    p.add_argument("--pause-file", default="",
+                   help="after spawn print PAUSED and wait until this file exists (a test "
+                   "restarts the simulator meanwhile), then go on with the same driver")
     args = p.parse_args()
     password = os.environ["VCSIM_PASSWORD"]
     tmp = tempfile.mkdtemp(prefix="nova-vmware-check-")
@@ -141,6 +144,10 @@ task_poll_interval = 0.2
         vms = step("FindAllByUuid", lambda: session._call_method(
             session.vim, "FindAllByUuid", session.vim.service_content.searchIndex,
             uuid=inst.uuid, vmSearch=True, instanceUuid=True), lambda r: len(r) == 1)
+        if args.pause_file:
+            print(json.dumps({"step": "PAUSED", "ok": True, "result": vms[0].value}), flush=True)
+            while not os.path.exists(args.pause_file):
+                time.sleep(0.1)
 
         def vm_uuid_prop():
             return session._call_method(vim_util, "get_object_property", vms[0],

@@ -339,8 +339,13 @@ func resolveIndexed(oc *types.ObjectContent, indexed []indexedPath) {
 		}
 		for _, m := range oc.MissingSet {
 			if m.Path == ip.base {
-				missing = append(missing, types.MissingProperty{Path: ip.name, Fault: types.LocalizedMethodFault{
-					Fault: &types.InvalidProperty{Name: ip.name}}})
+				// The base's own fault: NotAuthenticated (no session, e.g.
+				// after a simulator restart) makes oslo.vmware log in again.
+				fault := m.Fault
+				if _, ok := fault.Fault.(*types.InvalidProperty); ok || fault.Fault == nil {
+					fault = types.LocalizedMethodFault{Fault: &types.InvalidProperty{Name: ip.name}}
+				}
+				missing = append(missing, types.MissingProperty{Path: ip.name, Fault: fault})
 			}
 		}
 		i, ok := props[ip.base]
