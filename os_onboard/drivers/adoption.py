@@ -92,6 +92,11 @@ class Adoption(abc.ABC):
         (None: no node can; the plan says why). One node per host by default."""
         return host.hostname
 
+    def covers_node(self, host: Host, node: str) -> bool:
+        """Whether reading ``host`` shows every VM of compute node ``node`` (so a VM
+        recorded there and not seen is gone, not elsewhere)."""
+        return node == host.hostname
+
     def vm_refusals(self, host: Host, vm: Vm) -> list[str]:
         """Why this VM cannot be adopted on this hypervisor, beyond the generic rules
         (devices, power state, owners); each reason is shown in the plan."""

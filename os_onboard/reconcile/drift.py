@@ -11,6 +11,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from os_onboard.drivers.adoption import Adoption
+from os_onboard.drivers.registry import driver_named
+from os_onboard.exceptions import ConfigError
 from os_onboard.inventory.models import HostInventory, HostStatus, Inventory, PowerState, Vm
 
 
@@ -71,20 +74,39 @@ def live_vms(inventory: Inventory) -> dict[str, tuple[HostInventory, Vm]]:
     return live
 
 
+def compute_node(host: HostInventory, vm: Vm) -> str:
+    """The Nova compute node a VM runs under, as its driver names it (libvirt: the host;
+    vSphere: the VM's cluster)."""
+    adoption = _adoption(host)
+    node = adoption.compute_node(host.host, vm) if adoption else host.host.hostname
+    return node or host.host.hostname or ""
+
+
+def covers_node(host: HostInventory, node: str | None) -> bool:
+    """Whether reading ``host`` shows every VM of compute node ``node``."""
+    adoption = _adoption(host)
+    return bool(node) and (adoption.covers_node(host.host, node) if adoption
+                           else node == host.host.hostname)
+
+
+def _adoption(host: HostInventory) -> Adoption | None:
+    try:
+        return driver_named(host.host.kind).adoption
+    except ConfigError:  # an inventory of a kind no installed driver reads
+        return None
+
+
 def find_drift(inventory: Inventory, servers: list[AdoptedServer],
                hosts: dict[str, str], others: Collection[str] = ()) -> list[Drift]:
     """Every difference between the hypervisors and the adopted servers' records.
 
-    :param hosts: hypervisor hostname (as libvirt reports it) -> nova-compute host.
+    :param hosts: compute node (hypervisor hostname) -> nova-compute host.
     :param others: UUIDs of servers Nova has that os-onboard did not adopt
         (booted by Nova): never "not adopted".
     """
-    live = {uuid: (host.host.hostname or "", vm)
+    live = {uuid: (compute_node(host, vm), vm)
             for uuid, (host, vm) in live_vms(inventory).items()}
-    names = [host.host.hostname or "" for host in inventory.hosts]
-    reachable = {n for n, h in zip(names, inventory.hosts, strict=True)
-                 if h.status == HostStatus.OK}
-    managed_hosts = {n for n in names if n in hosts}
+    readable = [h for h in inventory.hosts if h.status == HostStatus.OK]
     drifts: list[Drift] = []
     every_host_read = all(h.status == HostStatus.OK for h in inventory.hosts)
     known = {s.uuid for s in servers} | set(others)
@@ -93,14 +115,14 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
         if found is None:
             # Never call a VM gone from a host we could not read, nor while any
             # host is unread: it may have moved there (e.g. its libvirtd restarting).
-            if server.node in reachable and every_host_read:
+            if every_host_read and any(covers_node(h, server.node) for h in readable):
                 drifts.append(Drift(DriftKind.VM_GONE, server.uuid, server.name,
                                     f"on {server.host}", "on no host"))
             continue
         hostname, vm = found
         drifts.extend(_compare(server, hostname, hosts.get(hostname, hostname), vm))
     for uuid, (hostname, vm) in live.items():
-        if uuid not in known and hostname in managed_hosts:
+        if uuid not in known and hostname in hosts:  # a node some nova-compute manages
             drifts.append(Drift(DriftKind.NOT_ADOPTED, uuid, vm.name, "not in OpenStack",
                                 f"{vm.power_state} on {hostname}"))
     return drifts

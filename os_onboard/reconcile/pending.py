@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from os_onboard.inventory.models import HostStatus, Inventory, PowerState
-from os_onboard.reconcile.drift import AdoptedServer, Drift, DriftKind
+from os_onboard.reconcile.drift import AdoptedServer, Drift, DriftKind, compute_node
 from os_onboard.state.drift_queue import QueuedDrift
 
 
@@ -81,7 +81,7 @@ def sort_queue(fresh: list[Drift], items: list[QueuedDrift],
         for vm in host.vms:
             seen.add(vm.uuid)
             if vm.power_state == PowerState.RUNNING:
-                running_on[vm.uuid] = host.host.hostname or ""
+                running_on[vm.uuid] = compute_node(host, vm)
     all_read = all(h.status == HostStatus.OK for h in inventory.hosts)
     again: list[Drift] = []
     resolved: list[QueuedDrift] = []

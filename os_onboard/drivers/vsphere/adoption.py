@@ -41,6 +41,9 @@ class VsphereAdoption(Adoption):
             return None
         return f"{cluster}.{host.uuid}"  # nova.virt.vmwareapi.driver._create_nodename
 
+    def covers_node(self, host: Host, node: str) -> bool:
+        return bool(host.uuid) and node.endswith(f".{host.uuid}")  # any cluster of it
+
     def vm_refusals(self, host: Host, vm: Vm) -> list[str]:
         reasons = []
         if vm.location is None or not vm.location.cluster_id:

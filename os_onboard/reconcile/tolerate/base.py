@@ -25,7 +25,7 @@ from os_onboard.mapping.model import Mapping
 from os_onboard.plan.builder import build_plan, read_cloud_view
 from os_onboard.plan.cloudview import CloudView
 from os_onboard.plan.model import Plan, Step, StepKind, VmPlan
-from os_onboard.reconcile.drift import Drift, live_vms
+from os_onboard.reconcile.drift import Drift, compute_node, covers_node, live_vms
 from os_onboard.state.journal import Journal
 from os_onboard.state.statuses import DriftAction
 
@@ -96,15 +96,16 @@ class Context:
         found = self._live(uuid)
         if found is None:
             return ""
-        hostname = found[0].host.hostname
-        return next((h["service_host"] for h in self.hypervisors if h["node"] == hostname),
-                    hostname or "")
+        node = compute_node(*found)
+        return next((h["service_host"] for h in self.hypervisors if h["node"] == node),
+                    node)
 
     def host_uri_of(self, service_host: str) -> str | None:
         """The URI of the inventory host whose compute node nova-compute ``service_host`` runs."""
         nodes = {h["node"] for h in self.hypervisors if h["service_host"] == service_host}
         hosts = self.inventory.hosts if self.inventory else []
-        return next((h.host.uri for h in hosts if h.host.hostname in nodes), None)
+        return next((h.host.uri for h in hosts if any(covers_node(h, n) for n in nodes)),
+                    None)
 
     def _live(self, uuid: str) -> tuple[HostInventory, Vm] | None:
         return live_vms(self.inventory).get(uuid) if self.inventory else None

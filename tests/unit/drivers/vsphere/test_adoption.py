@@ -141,3 +141,37 @@ def test_a_vmdk_data_disk_needs_a_backend_or_local_disks_keep(keep):
         assert any("stays attached to the VM" in c for c in p.rebuild_changes)
     else:
         assert any("disk scsi0:1" in b and "no Cinder backend" in b for b in p.blocked)
+
+
+# -- drift: the VMware driver's nodes are clusters ---------------------------------------
+
+def _server(uuid=UUID1, node=NODE, status="ACTIVE"):
+    from os_onboard.reconcile.drift import AdoptedServer
+
+    return AdoptedServer(uuid=uuid, name="app-1", host="vc-compute-c0", node=node,
+                         status=status, vcpus=2, ram=2048,
+                         ports=((MAC1, ("10.20.0.11",), "vc-compute-c0"),))
+
+
+def _drift(*vms, servers=()):
+    from os_onboard.reconcile.drift import find_drift
+
+    host = Host(uri=VC_URI, kind="vsphere", hostname="vc.example", uuid=VC_UUID)
+    inv = Inventory(hosts=[HostInventory(host=host, vms=list(vms))])
+    hosts = {NODE: "vc-compute-c0", f"domain-c9.{VC_UUID}": "vc-compute-c1"}
+    return {(d.kind.value, d.uuid): d for d in find_drift(inv, list(servers), hosts)}
+
+
+def test_a_vmotion_to_another_cluster_moves_the_server_to_that_clusters_node():
+    drifts = _drift(vm(cluster="domain-c9"), servers=[_server()])
+    moved = drifts[("host-changed", UUID1)]
+    assert moved.detail == {"host": "vc-compute-c1", "node": f"domain-c9.{VC_UUID}"}
+    assert _drift(vm(), servers=[_server()]) == {}  # within the cluster: nothing to do
+
+
+def test_vcenter_drift_not_adopted_gone_and_standalone():
+    drifts = _drift(vm("app-2", UUID2), vm("app-3", "50033333-3333-4333-8333-333333333333",
+                                            cluster=None), servers=[_server()])
+    assert ("not-adopted", UUID2) in drifts  # in a cluster a nova-compute manages
+    assert ("vm-gone", UUID1) in drifts       # the vCenter answered without it
+    assert not any(u.startswith("50033333") for _k, u in drifts)  # standalone: no node
