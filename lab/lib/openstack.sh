@@ -5,7 +5,8 @@
 # one nova-compute per lab hypervisor host, libvirt driver), Neutron (ML2 with
 # the onboard_bridge mechanism driver of extras/neutron: ports bound as
 # vif_type=bridge onto the lab bridge) and Cinder (RBD backend on the lab's
-# Ceph, rbd_pool = the legacy pool), on MariaDB and RabbitMQ, all on 127.0.0.1.
+# Ceph, rbd_pool = the legacy pool; a VMDK backend on the vSphere simulator
+# when it runs), on MariaDB and RabbitMQ, all on 127.0.0.1.
 # No systemd: every process is started detached (setsid) with a pidfile and is
 # stopped by that pid.
 #
@@ -53,6 +54,10 @@ LAB_OS_HOST=127.0.0.1
 LAB_OS_KEYSTONE_URL=http://$LAB_OS_HOST:5000
 LAB_OS_CINDER_BACKEND=ceph-legacy
 LAB_OS_CINDER_HOST=lab
+# Cinder's second backend: VMDK on the vSphere simulator (lib/vsphere.sh), in
+# the same cinder-volume (a child process per backend), when the simulator
+# serves https at up; its volume type has the same name.
+LAB_OS_CINDER_VMDK_BACKEND=vmdk
 LAB_OS_PACKAGES=(mariadb-server mariadb-client rabbitmq-server)
 # Start order. nova-compute-<host> come last (see openstack_compute_start).
 LAB_OS_APIS=(keystone placement glance-api nova-api neutron-server cinder-api)
@@ -392,8 +397,27 @@ os_ceph_ready() {
     OS_CEPH_WHY=
 }
 
+# The vSphere simulator, for Cinder's VMDK backend: running and serving https.
+os_vmdk_ready() {
+    OS_VMDK_WHY=
+    if ! declare -F vsphere_password >/dev/null || ! daemon_pid "$LAB_VSPHERE_PIDFILE" vcsim-lab >/dev/null; then
+        OS_VMDK_WHY="the vSphere simulator is not running"
+        return 1
+    fi
+    if [[ ! -s $LAB_VSPHERE_CERT ]] ||
+        ! timeout 2 bash -c "exec 3<>/dev/tcp/$LAB_VSPHERE_ADDR/$LAB_VSPHERE_HTTPS_PORT" 2>/dev/null; then
+        OS_VMDK_WHY="the vSphere simulator does not serve https on $LAB_VSPHERE_ADDR:$LAB_VSPHERE_HTTPS_PORT"
+        return 1
+    fi
+}
+
+# The enabled backends of the rendered cinder.conf, comma separated.
+os_cinder_backends() {
+    sed -n 's/^enabled_backends = //p' "$LAB_OS_ETC/cinder/cinder.conf" 2>/dev/null
+}
+
 os_render() {
-    local e=$LAB_OS_ETC v=$LAB_OS_VENV/etc backends='' section='' default_type=__DEFAULT__
+    local e=$LAB_OS_ETC v=$LAB_OS_VENV/etc backends='' section='' default_type=__DEFAULT__ c clusters=''
     os_template_args
     mkdir -p "$e"/{keystone,placement,glance,nova,neutron,cinder} "$LAB_OS_DATA"/{keystone,glance,cinder,neutron} \
         "$LAB_OS_DATA/nova/controller" "$LAB_OS_DATA/nova/instances"
@@ -416,6 +440,21 @@ os_render() {
         section=$(lab_template "$LAB_OS_SRC/etc/cinder-rbd.inc" BACKEND="$LAB_OS_CINDER_BACKEND" \
             CEPH_POOL="$LAB_CEPH_POOL_LEGACY" CEPH_CONF="$LAB_CEPH_CONF" CEPH_USER="${LAB_CEPH_USER#client.}" \
             CEPH_KEYRING="${LAB_CEPH_KEYRING:-}" CEPH_SECRET_UUID="${LAB_CEPH_SECRET_UUID:-}")
+        if os_vmdk_ready; then
+            # Backings go to the simulator's clusters (DC0_C<n>: one per VMware
+            # compute, lib/vcenter.sh), named after LAB_VSPHERE_MODEL's -clusters.
+            if [[ $LAB_VSPHERE_MODEL =~ -clusters[[:space:]]+([0-9]+) ]]; then
+                for ((c = 0; c < BASH_REMATCH[1]; c++)); do
+                    clusters+=${clusters:+$'\n'}"vmware_cluster_name = DC0_C$c"
+                done
+            fi
+            backends+=,$LAB_OS_CINDER_VMDK_BACKEND
+            section+=$'\n'$(lab_template "$LAB_OS_SRC/etc/cinder-vmdk.inc" BACKEND="$LAB_OS_CINDER_VMDK_BACKEND" \
+                VC_HOST="$LAB_VSPHERE_ADDR" VC_PORT="$LAB_VSPHERE_HTTPS_PORT" VC_USER="$LAB_VSPHERE_USER" \
+                VC_PASSWORD="$(vsphere_password)" VC_CA_FILE="$LAB_VSPHERE_CERT" VC_CLUSTERS="$clusters")
+        else
+            os_log "cinder: no $LAB_OS_CINDER_VMDK_BACKEND backend: $OS_VMDK_WHY"
+        fi
     fi
     lab_template "$LAB_OS_SRC/etc/cinder.conf" "${OS_T[@]}" AUTHTOKEN="$(os_authtoken cinder)" \
         CINDER_BACKENDS="$backends" CINDER_DEFAULT_TYPE="$default_type" CINDER_BACKEND_SECTION="$section" |
@@ -535,6 +574,11 @@ os_service_def() {
         OS_CMD=("$v/$name" --config-file "$e/cinder/cinder.conf") OS_FILES=("$e/cinder/cinder.conf")
         OS_CHECK="service:cinder:$name:$LAB_OS_CINDER_HOST"
         [[ $name == cinder-volume ]] && OS_CHECK+="@$LAB_OS_CINDER_BACKEND"
+        # The VMDK backend: a simulator restart (new certificate, inventory
+        # re-made) restarts cinder-volume, so no stale session or folder cache.
+        if [[ $name == cinder-volume && ,$(os_cinder_backends), == *,$LAB_OS_CINDER_VMDK_BACKEND,* ]]; then
+            OS_FILES+=("$LAB_VSPHERE_PIDFILE" "$LAB_VSPHERE_CERT")
+        fi
         ;;
     nova-compute-?)
         # <name>.d: settings a test adds for one run (e.g. [workarounds]), removed after it
@@ -650,14 +694,19 @@ os_service_healthy() {
         seen=$(os_service_seen "$db" "$binary" "$host")
         [[ -n $seen ]] && ((seen > started)) || return 1
         [[ $name == cinder-volume ]] || return 0
-        # cinder-volume reports before its driver is set up: wait for the RBD driver.
+        # cinder-volume reports before its drivers are set up: wait for each
+        # backend's (RBD, VMDK) "completed" line.
         local out
         out=$(tail -c +"$(($(cat "$LAB_OS_RUN/$name.logoffset" 2>/dev/null || echo 0) + 1))" "$LAB_OS_LOG/$name.log" |
             grep -E 'Driver initialization completed successfully|Error encountered during initialization of driver' || true)
         [[ $out != *'Error encountered'* ]] ||
             die "openstack: cinder-volume runs but its RBD driver failed to initialise (Ceph: $LAB_CEPH_CONF, pool $LAB_CEPH_POOL_LEGACY); see $LAB_OS_LOG/$name.log:
 $(grep -A3 'Error encountered during initialization' "$LAB_OS_LOG/$name.log" | tail -n 4 | cut -c1-300 | sed 's/^/    | /')"
-        [[ $out == *'completed successfully'* ]]
+        local backends need
+        IFS=, read -r -a backends <<<"$(os_cinder_backends)"
+        need=${#backends[@]}
+        ((need)) || need=1
+        (($(grep -c 'completed successfully' <<<"$out" || true) >= need))
         ;;
     compute:*)
         host=${check#compute:}
@@ -932,7 +981,8 @@ openstack_up() {
     if [[ -e $LAB_OS_RUN/cinder-volume.skipped ]]; then
         os_bootstrap resources
     else
-        os_bootstrap resources "$LAB_OS_CINDER_BACKEND"
+        # The volume types: one per backend (ceph-legacy, vmdk).
+        os_bootstrap resources "$(os_cinder_backends)"
     fi
     unset OS_IN_UP
     os_unlock
@@ -1081,6 +1131,13 @@ openstack_env() {
         OS_ONBOARD_CINDER_CONFIG; do
         printf '%s%s=%s\n' "$prefix" "$k" "$(shell_quote "${v[$k]}")"
     done
+    # Cinder's VMDK backend (on the vSphere simulator), when cinder.conf has it:
+    # its volume type and backend host.
+    if [[ ,$(os_cinder_backends), == *,$LAB_OS_CINDER_VMDK_BACKEND,* ]]; then
+        printf '%sLAB_CINDER_VMDK_TYPE=%s\n' "$prefix" "$LAB_OS_CINDER_VMDK_BACKEND"
+        printf '%sLAB_CINDER_VMDK_BACKEND_HOST=%s\n' "$prefix" \
+            "$(shell_quote "$LAB_OS_CINDER_HOST@$LAB_OS_CINDER_VMDK_BACKEND#$LAB_OS_CINDER_VMDK_BACKEND")"
+    fi
     # Per hypervisor host: the nova-compute host name, its config and state_path
     # (<state_path>/compute_id is what `os-onboard prepare-host` writes).
     for h in "${LAB_OS_COMPUTE_HOSTS[@]}"; do

@@ -139,8 +139,8 @@ def resources() -> None:
             # dnsmasq leases .100-.199; Neutron allocates outside them, while
             # adopted ports take their guest's address explicitly.
             allocation_pools=[{"start": f"{prefix}.200", "end": f"{prefix}.250"}])
-    backend = E.get("LAB_OS_CINDER_BACKEND", "")
-    if backend:
+    # One volume type per Cinder backend (comma separated: ceph-legacy, vmdk), same name.
+    for backend in filter(None, E.get("LAB_OS_CINDER_BACKEND", "").split(",")):
         bs = conn.block_storage
         vtype = bs.find_type(backend)
         if vtype is None:
