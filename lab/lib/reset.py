@@ -27,6 +27,11 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+# The os_onboard package of the checkout these lab scripts belong to, first:
+# the Python given may be a venv installed from another checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from os_onboard.apply.orphans import find_orphans, remove_orphans
 from os_onboard.cloud.openstack import OpenStackCloud

@@ -58,7 +58,7 @@ reset_openstack() {
     local -a args=()
     os_pid keystone >/dev/null && os_pid nova-api >/dev/null ||
         { log "reset: OpenStack is not running; its records are left as they are"; return 0; }
-    bin=$(reset_onboard_bin)
+    bin=$(reset_onboard_bin) || return 1
     for guest in "${G_ALL[@]}"; do args+=(--guest "$guest"); done
     # every URI a marker may name for hosts A and B
     args+=(--lab-uri "$LAB_HOST_A_URI" --lab-uri "$LAB_HOST_A_TCP_URI"
@@ -211,10 +211,22 @@ reset_leftover_domains() {
     done
 }
 
+# The lock a functional test session holds (shared) while it runs
+# (tests/functional/conftest.py): a reset would release what that session
+# adopted and remove its scratch guests, so reset wants it exclusively. The
+# session that runs reset itself holds it exclusively already and says so
+# (LAB_RESET_IN_SESSION=1); --force skips the check.
+reset_session_lock() {
+    [[ ${LAB_RESET_IN_SESSION:-0} == 1 || ${1:-} == --force ]] && return 0
+    exec 8>>"$LAB_RUN_DIR/functional-session.lock"
+    flock -n -x 8 || die "reset: a functional test session runs on this lab ($LAB_RUN_DIR/functional-session.lock): a reset would release what it adopted and remove its scratch guests; wait for it to end (or --force)"
+}
+
 cmd_reset() {
     local t0 servers rc=0
     need_root reset
     lab_dirs
+    reset_session_lock "$@"
     lab_lock
     # Held until reset exits: the commands it calls (cmd_migrate) must not take it
     # again (a new `exec 9>` would drop it for a moment, and another lab command or a

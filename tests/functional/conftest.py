@@ -1,3 +1,4 @@
+import fcntl
 import os
 import subprocess
 import sys
@@ -20,21 +21,42 @@ def lab_reset(request):
     """``lab/lab reset`` once per session, before the first functional test: the lab at
     its baseline whatever a person or an earlier run left (issue 17). Its lines (what it
     cleaned, or "nothing to clean") are printed. OS_ONBOARD_LAB_RESET=0 skips it."""
-    if os.environ.get("OS_ONBOARD_LAB_RESET", "1") == "0":
-        return
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    started = time.monotonic()
-    result = subprocess.run([REPO / "lab" / "lab", "reset"], capture_output=True, text=True,
-                            timeout=1800, check=False,
-                            env={**os.environ, "LAB_ONBOARD_BIN": str(Path(sys.executable).parent)})
-    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    if reporter is not None:
-        reporter.write_line("")
-        for line in lines:
+
+    def say(line: str) -> None:
+        if reporter is not None:
             reporter.write_line(line)
-        reporter.write_line(f"lab/lab reset: rc {result.returncode} after "
-                            f"{time.monotonic() - started:.1f} s")
-    assert result.returncode == 0, "lab/lab reset failed:\n" + result.stdout + result.stderr
+
+    # Held (shared) for the whole session, so that another session's reset does not
+    # release what this one adopted; exclusive while this session resets. A session
+    # starting while another runs leaves the lab as that one has it.
+    state = Path(os.environ.get("LAB_STATE_DIR", "/var/lib/os-onboard-lab"))
+    (state / "run").mkdir(parents=True, exist_ok=True)
+    lock = open(state / "run" / "functional-session.lock", "a+")  # noqa: SIM115 (session-long)
+    request.config.add_cleanup(lock.close)
+    say("")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say("lab/lab reset: skipped, another functional test session runs on this lab")
+        fcntl.flock(lock, fcntl.LOCK_SH)  # waits for a reset that session may be running
+        return
+    try:
+        if os.environ.get("OS_ONBOARD_LAB_RESET", "1") == "0":
+            say("lab/lab reset: skipped (OS_ONBOARD_LAB_RESET=0)")
+            return
+        started = time.monotonic()
+        result = subprocess.run(
+            [REPO / "lab" / "lab", "reset"], capture_output=True, text=True, timeout=1800,
+            check=False, env={**os.environ, "LAB_RESET_IN_SESSION": "1",
+                              "LAB_ONBOARD_BIN": str(Path(sys.executable).parent)})
+        for line in (result.stdout + result.stderr).splitlines():
+            if line.strip():
+                say(line)
+        say(f"lab/lab reset: rc {result.returncode} after {time.monotonic() - started:.1f} s")
+        assert result.returncode == 0, "lab/lab reset failed:\n" + result.stdout + result.stderr
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_SH)
 
 
 @pytest.fixture(scope="session")
