@@ -7,6 +7,8 @@
 # vif_type=bridge onto the lab bridge) and Cinder (RBD backend on the lab's
 # Ceph, rbd_pool = the legacy pool; a VMDK backend on the vSphere simulator
 # when it runs), on MariaDB and RabbitMQ, all on 127.0.0.1.
+# Nova's VMware computes (one per cluster of the vSphere simulator) live in
+# lib/vcenter.sh, which this file calls through small hooks (vcenter_*).
 # No systemd: every process is started detached (setsid) with a pidfile and is
 # stopped by that pid.
 #
@@ -362,6 +364,8 @@ os_template_args() {
         TRANSPORT_URL="rabbit://openstack:$(os_secret RABBIT)@127.0.0.1:5672/"
         PHYSNET="$LAB_OPENSTACK_PHYSNET" BRIDGE="$LAB_BRIDGE"
     )
+    # lib/vcenter.sh: the VMware computes' keys (ml2_conf.ini's port-group mapping).
+    if declare -F vcenter_template_args >/dev/null; then vcenter_template_args; fi
 }
 
 # os_write FILE: stdin to FILE unless unchanged (keeps mtimes and hashes stable).
@@ -588,6 +592,7 @@ os_service_def() {
         OS_FILES=("$(os_compute_conf "${name#nova-compute-}")")
         OS_CHECK="compute:$(cat "$LAB_OS_RUN/compute-${name#nova-compute-}.hostname" 2>/dev/null)"
         ;;
+    nova-compute-vc*) declare -F vcenter_service_def >/dev/null && vcenter_service_def "$name" ;; # lib/vcenter.sh
     esac
     ((${#OS_CMD[@]})) || die "openstack: unknown service $name"
     OS_FILES+=("$LAB_OS_VENV/.lab-stamp")
@@ -650,6 +655,8 @@ os_all_services() {
     printf '%s\n' "${LAB_OS_APIS[@]}" "${LAB_OS_WORKERS[@]}"
     local h
     for h in "${LAB_OS_COMPUTE_HOSTS[@]}"; do printf 'nova-compute-%s\n' "$h"; done
+    # lib/vcenter.sh: the VMware computes (one per simulator cluster).
+    if declare -F vcenter_services >/dev/null; then vcenter_services; fi
 }
 
 os_any_running() {
@@ -977,6 +984,7 @@ openstack_up() {
     for h in "${LAB_OS_COMPUTE_HOSTS[@]}"; do
         openstack_compute_start "$h" --soft
     done
+    if declare -F vcenter_computes_start >/dev/null; then vcenter_computes_start; fi # lib/vcenter.sh
     os_wait_pending
     if [[ -e $LAB_OS_RUN/cinder-volume.skipped ]]; then
         os_bootstrap resources
@@ -984,6 +992,8 @@ openstack_up() {
         # The volume types: one per backend (ceph-legacy, vmdk).
         os_bootstrap resources "$(os_cinder_backends)"
     fi
+    # lib/vcenter.sh: aggregate/AZ, image, flavor and network of the VMware computes.
+    if declare -F vcenter_bootstrap >/dev/null; then vcenter_bootstrap; fi
     unset OS_IN_UP
     os_unlock
     os_log "up after $(lab_elapsed "$t0")s (${#OS_RUNNING[@]} services were already running; logs in $LAB_OS_LOG)"

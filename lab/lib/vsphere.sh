@@ -30,10 +30,13 @@
 : "${LAB_VSPHERE_PORT:=18989}"
 : "${LAB_VSPHERE_HTTPS_PORT:=18443}"
 : "${LAB_VSPHERE_USER:=onboard}"
-# 1 cluster of 3 hosts + 2 standalone hosts, 4 VMs each = 12 VMs; 3 of them
-# with an RDM of a SAN LUN, a thick disk and guest IPs; 1 pair sharing an
+# 2 clusters of 2 hosts (one nova-compute each, lib/vcenter.sh) + 2 standalone
+# hosts, 4 VMs per cluster and per standalone host = 16 VMs; 3 of them with an
+# RDM of a SAN LUN, a thick disk and guest IPs; 1 pair sharing an
 # instanceUuid. (All VMs of one host share a MAC in govmomi 0.24: conflicts.)
-: "${LAB_VSPHERE_MODEL:=-clusters 1 -cluster-hosts 3 -standalone 2 -vms 4 -extras 3 -dup-uuid 1}"
+# -esx-endpoints: hosts named 127.0.1.N, each serving datastore uploads (Nova's
+# image upload goes to an ESX host by its name).
+: "${LAB_VSPHERE_MODEL:=-clusters 2 -cluster-hosts 2 -standalone 2 -vms 4 -extras 3 -dup-uuid 1 -esx-endpoints}"
 LAB_VSPHERE_DIR=$LAB_STATE_DIR/vsphere
 LAB_VSPHERE_BIN=$LAB_VSPHERE_DIR/vcsim-lab
 LAB_VSPHERE_CERT=$LAB_VSPHERE_DIR/cert.pem

@@ -3,6 +3,7 @@
     python bootstrap.py clouds      write our clouds to /etc/openstack/clouds.yaml
     python bootstrap.py catalog     projects, users, roles, services, endpoints
     python bootstrap.py resources   provider network + subnet, volume type
+    python bootstrap.py vcenter     the VMware computes' aggregate/AZ, network, image, flavor
 
 Each phase creates only what is missing, so a re-run is cheap and harmless.
 Settings come from the environment (LAB_OS_*, set by openstack.sh).
@@ -149,9 +150,75 @@ def resources() -> None:
     log("resources complete")
 
 
+def vcenter() -> None:
+    """The VMware computes' side (lab/lib/vcenter.sh): aggregate + AZ fenced by a
+    required trait, the vc network, a streamOptimized VMDK image and a flavor."""
+    conn = connect()
+    trait = E["LAB_OS_VC_TRAIT"]
+    fence = {f"trait:{trait}": "required"}
+    az = E["LAB_OS_VC_AZ"]
+    hosts = [h for h in E["LAB_OS_VC_HOSTS"].split(",") if h]
+    compute = conn.compute
+    agg = next((a for a in compute.aggregates() if a.name == az), None)
+    if agg is None:
+        log(f"aggregate {az} (availability zone {az}, {fence})")
+        agg = compute.create_aggregate(name=az, availability_zone=az)
+    if agg.availability_zone != az or any((agg.metadata or {}).get(k) != v
+                                          for k, v in fence.items()):
+        agg = compute.set_aggregate_metadata(agg, {"availability_zone": az, **fence})
+    for host in hosts:
+        if host not in (agg.hosts or []):
+            log(f"aggregate {az}: host {host}")
+            # Nova mirrors the membership into Placement (the isolation filter's input).
+            agg = compute.add_host_to_aggregate(agg, host)
+
+    net_name = E["LAB_OS_VC_NETWORK"]
+    net = conn.network.find_network(net_name)
+    if net is None:
+        log(f"network {net_name} (flat, {E['LAB_OS_VC_PHYSNET']}: a vSphere port group)")
+        net = conn.network.create_network(
+            name=net_name, shared=True, provider_network_type="flat",
+            provider_physical_network=E["LAB_OS_VC_PHYSNET"],
+            description="the lab vCenter's network (ports bound as dvs on the VMware computes)")
+    sub_name = f"{net_name}-v4"
+    if conn.network.find_subnet(sub_name, network_id=net.id) is None:
+        cidr = E["LAB_OS_VC_CIDR"]
+        log(f"subnet {sub_name} ({cidr}, no DHCP: nothing serves it)")
+        conn.network.create_subnet(name=sub_name, network_id=net.id, ip_version=4, cidr=cidr,
+                                   is_dhcp_enabled=False)
+
+    image_name = E["LAB_OS_VC_IMAGE"]
+    props = {"vmware_disktype": "streamOptimized", "vmware_adaptertype": "lsiLogic",
+             "hypervisor_type": "vmware", **fence}
+    image = conn.image.find_image(image_name)
+    if image is not None and image.status != "active":
+        log(f"image {image_name} is {image.status}: replacing it")
+        conn.image.delete_image(image)
+        image = None
+    if image is None:
+        log(f"image {image_name} (vmdk, streamOptimized, {E['LAB_OS_VC_IMAGE_FILE']})")
+        conn.image.create_image(
+            name=image_name, filename=E["LAB_OS_VC_IMAGE_FILE"], disk_format="vmdk",
+            container_format="bare", visibility="public", wait=True, allow_duplicates=True,
+            **props)
+
+    flavor_name = E["LAB_OS_VC_FLAVOR"]
+    flavor = compute.find_flavor(flavor_name)
+    if flavor is None:
+        # root disk 0: the simulator has no ExtendVirtualDisk_Task (the image's own size is used).
+        log(f"flavor {flavor_name} (1 vCPU, 128 MiB, disk 0, {fence})")
+        flavor = compute.create_flavor(name=flavor_name, ram=128, vcpus=1, disk=0,
+                                       is_public=True)
+    specs = compute.fetch_flavor_extra_specs(flavor).extra_specs or {}
+    if any(specs.get(k) != v for k, v in fence.items()):
+        compute.create_flavor_extra_specs(flavor, fence)
+    log(f"vcenter complete (AZ {az}: {', '.join(hosts)})")
+
+
 def main() -> None:
     for phase in sys.argv[1:]:
-        {"clouds": clouds, "catalog": catalog, "resources": resources}[phase]()
+        {"clouds": clouds, "catalog": catalog, "resources": resources,
+         "vcenter": vcenter}[phase]()
 
 
 if __name__ == "__main__":
