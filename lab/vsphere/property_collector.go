@@ -224,16 +224,22 @@ func (w *walker) walk(ref types.ManagedObjectReference, rval reflect.Value, set 
 		}
 		w.seen[k] = true
 		for _, next := range refsAt(rval, ts.Path) {
+			nval, exists := lookup(w.ctx, next)
+			if !exists {
+				// 0.24 leaves a destroyed VM in its host's and resource pool's
+				// vm lists; handing it to the stock collector fails the whole
+				// call (ManagedObjectNotFound). vCenter's traversal only reaches
+				// objects that exist.
+				continue
+			}
 			if ts.Skip == nil || !*ts.Skip {
 				if !w.found[next] {
 					w.found[next] = true
 					w.refs = append(w.refs, next)
 				}
 			}
-			if nval, ok := lookup(w.ctx, next); ok {
-				if fault := w.walk(next, nval, ts.SelectSet); fault != nil {
-					return fault
-				}
+			if fault := w.walk(next, nval, ts.SelectSet); fault != nil {
+				return fault
 			}
 		}
 	}
