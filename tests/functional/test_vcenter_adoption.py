@@ -105,17 +105,33 @@ def ctx(lab, si, tmp_path_factory) -> Iterator[dict]:
         "flavors": {"policy": "reuse-or-create", "prefix": "adopted"},
         "local_disks": "block"}))
     env = {**os.environ, **lab, "OS_ONBOARD_STATE_URL": f"sqlite:///{state}/state.db"}
+    context = {"lab": lab, "env": env, "mapping": str(mapping)}
+    for stale in _vms_named(si, NAME):  # an interrupted run's (the estate persists it)
+        onboard(context, "unmanage", stale.config.instanceUuid, check=False)
+        _destroy(stale)
     instance_uuid = str(uuid.uuid4())
     vm = _make_vm(si, instance_uuid)
-    context = {"lab": lab, "env": env, "vm": vm, "uuid": instance_uuid,
-               "mapping": str(mapping)}
+    context.update(vm=vm, uuid=instance_uuid)
     try:
         yield context
     finally:
         onboard(context, "unmanage", instance_uuid, check=False)
-        if vm.runtime.powerState == "poweredOn":
-            WaitForTask(vm.PowerOffVM_Task())
-        WaitForTask(vm.Destroy_Task())
+        _destroy(vm)
+
+
+def _vms_named(si, name: str) -> list:
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder,
+                                                      [vim.VirtualMachine], True)
+    try:
+        return [o for o in view.view if o.name == name]
+    finally:
+        view.Destroy()
+
+
+def _destroy(vm) -> None:
+    if vm.runtime.powerState == "poweredOn":
+        WaitForTask(vm.PowerOffVM_Task())
+    WaitForTask(vm.Destroy_Task())
 
 
 def onboard(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
