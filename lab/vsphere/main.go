@@ -98,6 +98,7 @@ func main() {
 	installSearchIndex()
 	installExtensionManager()
 	installDatastoreBrowsers()
+	installVMDKVolumes()
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*user, password)}
 	if *useTLS {
 		model.Service.TLS = new(tls.Config)
