@@ -89,12 +89,18 @@ def fromstring(data: str | bytes, what: str, error: ErrorType,
     skips the depth walk (a large document whose readers do not recurse).
     """
     check_size(data, what, error, limit)
-    _check_prolog(data, what, error)
+    # Fast paths for text (libvirt's XML), the common case: a DTD starts with the
+    # literal "<!DOCTYPE" (XML is case-sensitive), and a document cannot nest
+    # more elements than it has "<". Bytes may be in any encoding (UTF-16):
+    # they always take the full checks.
+    text = isinstance(data, str)
+    if not text or "<!DOCTYPE" in data:
+        _check_prolog(data, what, error)
     try:
         root = ET.fromstring(data)
     except (ET.ParseError, ValueError, LookupError) as exc:  # text not encodable, encoding="?"
         raise error(f"{what} is not well-formed: {exc}") from exc
-    if max_depth is not None:
+    if max_depth is not None and not (text and data.count("<") <= max_depth):
         _check_depth(root, what, error, max_depth)
     return root
 
@@ -118,6 +124,10 @@ def _check_prolog(data: str | bytes, what: str, error: ErrorType) -> None:
             raise
     except (expat.ExpatError, ValueError, LookupError) as exc:  # LookupError: encoding="?"
         raise error(f"{what} is not well-formed: {exc}") from exc
+    finally:
+        # The traceback holds this frame, whose locals hold the exception: a
+        # cycle that kept every document checked alive until the cyclic GC ran.
+        root_reached.__traceback__ = None
 
 
 def _check_depth(root: ET.Element, what: str, error: ErrorType, max_depth: int) -> None:
