@@ -1141,6 +1141,11 @@ openstack_env() {
         OS_ONBOARD_CINDER_CONFIG; do
         printf '%s%s=%s\n' "$prefix" "$k" "$(shell_quote "${v[$k]}")"
     done
+    # With --export the shell gets the lab's `openstack` client too (python-openstackclient lives in
+    # the OpenStack venv, not in os-onboard's): appended, so nothing already on PATH is shadowed.
+    if [[ $prefix == 'export ' && :$PATH: != *:$LAB_OS_VENV/bin:* ]]; then
+        printf 'export PATH=%s\n' "$(shell_quote "$PATH:$LAB_OS_VENV/bin")"
+    fi
     # Cinder's VMDK backend (on the vSphere simulator), when cinder.conf has it:
     # its volume type and backend host.
     if [[ ,$(os_cinder_backends), == *,$LAB_OS_CINDER_VMDK_BACKEND,* ]]; then
