@@ -172,10 +172,11 @@ def _common_options(parser: Any, policies: bool = True) -> Any:
                             help="the mapping file: its 'policies' groups (per host), and "
                                  "what records new NICs, disks and shapes (ports, volumes, "
                                  "flavors as 'plan' makes them)")
-        parser.add_argument("--shutdown-grace", type=float, default=20.0, metavar="SECONDS",
+        parser.add_argument("--shutdown-grace", type=float, default=None, metavar="SECONDS",
                             help="record a shutdown once the guest stayed off this long "
-                                 "(default 20; 0 on hosts with [workarounds] "
-                                 "handle_virt_lifecycle_events=False)")
+                                 "(default: the hypervisor driver's - libvirt 20, 0 with "
+                                 "[workarounds] handle_virt_lifecycle_events=False; "
+                                 "vSphere 0: Nova's VMware driver has no lifecycle events)")
     add_cloud_options(parser)
     return with_epilog(parser, EPILOG)
 

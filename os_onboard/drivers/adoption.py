@@ -82,6 +82,10 @@ class Adoption(abc.ABC):
 
     #: the host step keys this driver executes (a plan naming another is refused)
     step_keys: frozenset[str] = frozenset()
+    #: seconds a guest must stay off before phase 2 records it SHUTOFF
+    #: (reconcile/tolerate/power.py): libvirt's Nova turns a quick restart seen
+    #: through a STOPPED record into a force-stop (its lifecycle events)
+    shutdown_grace: float = 20.0
 
     def nic_refusal(self, nic: Nic) -> str | None:
         """Why this NIC cannot become a Neutron port Nova's driver plugs (None: it can)."""

@@ -35,6 +35,11 @@ PORT_GROUP_KINDS = ("portgroup", "distributed-portgroup")
 
 
 class VsphereAdoption(Adoption):
+    #: Nova's VMware driver emits no lifecycle events: only its power sync
+    #: (every 600 s) reads the VM, so a power-off is recorded at once, and a quick
+    #: restart is recorded ACTIVE again within the change feed's seconds.
+    shutdown_grace = 0.0
+
     def compute_node(self, host: Host, vm: Vm) -> str | None:
         cluster = vm.location.cluster_id if vm.location else None
         if not cluster or not host.uuid:

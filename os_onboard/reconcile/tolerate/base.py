@@ -19,7 +19,9 @@ from typing import Any
 from os_onboard.apply.steps import ApplyEnv
 from os_onboard.cloud.base import Cloud
 from os_onboard.cloud.nova_helper import run_helper
-from os_onboard.exceptions import CloudError
+from os_onboard.drivers.adoption import Adoption
+from os_onboard.drivers.registry import driver_named
+from os_onboard.exceptions import CloudError, ConfigError
 from os_onboard.inventory.models import HostInventory, Inventory, Vm
 from os_onboard.mapping.model import Mapping
 from os_onboard.plan.builder import build_plan, read_cloud_view
@@ -58,7 +60,8 @@ class Context:
     host_options: dict[str, Any] = field(default_factory=dict)  # the drivers' settings
     renames: dict[str, str] = field(default_factory=dict)  # disk sources renamed by adoption
     seen_since: SeenSince | None = None
-    shutdown_grace: float = 20.0
+    #: seconds off before SHUTOFF is recorded; None: the VM's driver decides
+    shutdown_grace: float | None = None
     #: (command, items) -> results: a watcher's resident helpers; None = one process a call
     run_helpers: Callable[[str, list[dict]], list[dict]] | None = None
     journal: Journal | None = None               # the state store's plans (adopt policy)
@@ -90,6 +93,17 @@ class Context:
         """(host URI, VM) of the running (else any) domain with this UUID."""
         found = self._live(uuid)
         return (found[0].host.uri, found[1]) if found else None
+
+    def grace_for(self, uuid: str) -> float:
+        """How long this VM must stay off before SHUTOFF is recorded."""
+        if self.shutdown_grace is not None:
+            return self.shutdown_grace
+        found = self._live(uuid)
+        try:
+            adoption = driver_named(found[0].host.kind).adoption if found else None
+        except ConfigError:  # an inventory of a kind no installed driver reads
+            adoption = None
+        return (adoption or Adoption).shutdown_grace
 
     def compute_host(self, uuid: str) -> str:
         """The nova-compute host the VM runs under (for the network cache helper)."""

@@ -37,13 +37,14 @@ def power(ctx: Context, drift: Drift, now: datetime | None = None) -> Outcome:
         return Outcome(drift, "reported",
                        f"reported only: Nova's power sync acts on a {actual} guest whatever "
                        "the record says (see docs/nova-out-of-band.md)")
-    if actual == PowerState.SHUTOFF and ctx.shutdown_grace > 0:
+    grace = ctx.grace_for(drift.uuid) if actual == PowerState.SHUTOFF else 0.0
+    if grace > 0:
         waited = ctx.seen_for(drift, now)
-        if waited < ctx.shutdown_grace:
+        if waited < grace:
             return Outcome(drift, "deferred",
-                           f"off for {waited:.0f} s of {ctx.shutdown_grace:.0f} s: recorded "
+                           f"off for {waited:.0f} s of {grace:.0f} s: recorded "
                            "once it stays off (a quick restart must not meet a STOPPED "
-                           "record)", recheck_in=ctx.shutdown_grace - waited)
+                           "record)", recheck_in=grace - waited)
     vm_state, power_state = NOVA_STATES[actual]
     ctx.helper({"uuid": drift.uuid, "vm_state": vm_state, "power_state": power_state})
     return Outcome(drift, "tolerated", f"recorded {vm_state} (power state {power_state})")

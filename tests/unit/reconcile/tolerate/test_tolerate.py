@@ -107,6 +107,22 @@ def test_a_shutdown_is_recorded_only_after_the_grace(cloud):
                                          "power_state": 4})]
 
 
+def test_the_grace_is_the_vm_s_driver_s_unless_given(cloud):
+    """libvirt waits (Nova's lifecycle events); vSphere records at once (its Nova
+    driver has none, only the 600 s power sync)."""
+    inv = inventory(guest("lab-vm1", UUID1, power=PowerState.SHUTOFF))
+    ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=inv)
+    assert ctx.grace_for(UUID1) == 20.0
+    [out] = tolerate(cloud, inv, server(cloud), seen_since=lambda *a: None)
+    assert out.action == "deferred" and cloud.helper_log == []
+    inv.hosts[0].host.kind = "vsphere"
+    assert ctx.grace_for(UUID1) == 0.0
+    assert Context(cloud=cloud, hypervisors=[], inventory=inv,
+                   shutdown_grace=7).grace_for(UUID1) == 7
+    inv.hosts[0].host.kind = "no-such-driver"
+    assert ctx.grace_for(UUID1) == 20.0
+
+
 def test_pmsuspend_is_reported_only(cloud):
     inv = inventory(guest("lab-vm1", UUID1, power=PowerState.SUSPENDED))
     [out] = tolerate(cloud, inv, server(cloud))
