@@ -53,13 +53,17 @@ def discover_hosts(uris: Iterable[str], options: RunOptions | None = None,
     drivers = {uri: driver_for(uri) for uri in targets}  # fail fast on bad URIs
     results: dict[str, HostInventory] = {}
     done: queue.Queue[tuple[str, HostInventory]] = queue.Queue()
-    pending: queue.Queue[str] = queue.Queue()
+    # Hosts served inside this process never wait: they go one after the other on
+    # a worker of their own, the others share the pool (see _in_process).
+    remote: queue.Queue[str] = queue.Queue()
+    local: queue.Queue[str] = queue.Queue()
+    queue_of = {uri: local if _in_process(uri) else remote for uri in targets}
     for uri in targets:
-        pending.put(uri)
+        queue_of[uri].put(uri)
     started: dict[str, float] = {}
     lock = threading.Lock()
 
-    def worker() -> None:
+    def worker(pending: queue.Queue[str]) -> None:
         while True:
             try:
                 uri = pending.get_nowait()
@@ -69,11 +73,14 @@ def discover_hosts(uris: Iterable[str], options: RunOptions | None = None,
                 started[uri] = time.monotonic()
             done.put((uri, _read_one(uri, drivers[uri], options)))
 
-    def spawn() -> None:
-        threading.Thread(target=worker, daemon=True, name="discovery").start()
+    def spawn(pending: queue.Queue[str]) -> None:
+        threading.Thread(target=worker, args=(pending,), daemon=True, name="discovery").start()
 
-    for _ in range(max(1, min(options.workers, len(targets)))):
-        spawn()
+    n_remote = sum(1 for q in queue_of.values() if q is remote)
+    for _ in range(min(max(1, options.workers), n_remote)):
+        spawn(remote)
+    if n_remote < len(targets):
+        spawn(local)
 
     # Finished host inventories are long-lived: freezing them keeps the cyclic
     # GC from rescanning the growing result on every collection (measured:
@@ -90,7 +97,7 @@ def discover_hosts(uris: Iterable[str], options: RunOptions | None = None,
             if uri is None:
                 continue
             result = _unreachable(uri, f"no answer within {options.host_timeout:g} s")
-            spawn()  # the stuck worker is abandoned; keep the pool at full strength
+            spawn(queue_of[uri])  # the stuck worker is abandoned; keep the pool at full strength
         if uri in results:  # a late answer from a host we already gave up on
             continue
         results[uri] = result
@@ -101,6 +108,19 @@ def discover_hosts(uris: Iterable[str], options: RunOptions | None = None,
     join_leases_across_hosts(inventory)
     inventory.conflicts = find_conflicts(inventory)
     return inventory
+
+
+def _in_process(uri: str) -> bool:
+    """True for a host served inside this process: libvirt's test driver on a file
+    (``test:///path``, ``test:///default``; not ``test+tcp://``, which libvirtd serves).
+
+    A thread pool overlaps waits on the network; such a host has none, and each
+    of its libvirt calls (microseconds) releases and retakes the GIL, so spread
+    over 16 threads it only adds hand-offs: measured 10,000 VMs in 1,000 files,
+    3-4 CPU-s more than the same reads on one thread.
+    """
+    parts = urlsplit(uri)
+    return parts.scheme == "test" and not parts.netloc
 
 
 def _read_one(uri: str, driver_cls: type, options: RunOptions) -> HostInventory:

@@ -70,3 +70,29 @@ def test_a_password_typed_into_a_uri_is_never_recorded():
     (host,) = inv.hosts
     assert "s3cret" not in inv.model_dump_json()
     assert host.host.uri == "qemu+tcp://admin:***@127.0.0.1:1/system"
+
+
+@pytest.mark.parametrize(("uri", "expected"), [
+    ("test:///default", True), ("test:///tmp/node.xml", True),
+    ("test+tcp://127.0.0.1:16509/tmp/node.xml", False), ("qemu:///system", False),
+    ("qemu+ssh://root@hv1/system", False), ("vsphere://admin@vc/", False)])
+def test_only_the_in_process_test_driver_skips_the_pool(uri, expected):
+    from os_onboard.discovery.runner import _in_process
+
+    assert _in_process(uri) is expected
+
+
+def test_in_process_hosts_are_read_one_after_the_other(tmp_path, monkeypatch):
+    import os_onboard.discovery.runner as runner
+
+    threads = set()
+    real = runner._read_one
+
+    def spy(uri, driver_cls, options):
+        threads.add(threading.get_ident())
+        return real(uri, driver_cls, options)
+
+    monkeypatch.setattr(runner, "_read_one", spy)
+    uris = [f"test://{p}" for p in write_estate(tmp_path, 6, 1)]
+    inv = discover_hosts(uris, RunOptions(workers=4))
+    assert [h.host.uri for h in inv.hosts] == uris and len(threads) == 1
