@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from os_onboard.exceptions import StateStoreError
 from os_onboard.state import migrations
-from os_onboard.state.base import Base
+from os_onboard.state.base import BIG_TEXT, Base
 from os_onboard.state.store import StateStore
 
 
@@ -46,9 +46,9 @@ class _JobRecord(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), index=True)
-    params: Mapped[str] = mapped_column(Text, default="{}")
-    progress: Mapped[str] = mapped_column(Text, default="{}")
-    result: Mapped[str] = mapped_column(Text, default="{}")
+    params: Mapped[str] = mapped_column(BIG_TEXT, default="{}")
+    progress: Mapped[str] = mapped_column(BIG_TEXT, default="{}")
+    result: Mapped[str] = mapped_column(BIG_TEXT, default="{}")
     error: Mapped[str] = mapped_column(Text, default="")
     owner: Mapped[str] = mapped_column(String(255), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -178,12 +178,16 @@ class JobStore:
             raise StateStoreError(f"cannot claim a job: {exc}") from exc
         return None
 
-    def beat(self, job_id: str, owner: str, progress: dict[str, Any] | None = None) -> bool:
-        """Write the heartbeat (and progress). False when the job is no longer ours."""
+    def beat(self, job_id: str, owner: str, progress: dict[str, Any] | None = None,
+             result: dict[str, Any] | None = None) -> bool:
+        """Write the heartbeat (and progress, and a partial result a takeover
+        resumes from). False when the job is no longer ours."""
         now = datetime.now(UTC)
         values: dict[str, Any] = {"heartbeat_at": now, "updated_at": now}
         if progress is not None:
             values["progress"] = json.dumps(progress)
+        if result is not None:
+            values["result"] = json.dumps(result)
         try:
             with self._session() as session, session.begin():
                 return bool(session.execute(update(_JobRecord).where(

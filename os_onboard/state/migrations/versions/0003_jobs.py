@@ -10,6 +10,8 @@ from alembic import op
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
+#: documents: LONGTEXT on MySQL/MariaDB (TEXT stops at 64 KiB there)
+DOC = sa.Text().with_variant(sa.Text(2**32 - 1), "mysql")
 depends_on = None
 
 
@@ -23,9 +25,9 @@ def upgrade() -> None:
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("state", sa.String(16), nullable=False, index=True),
-        sa.Column("params", sa.Text, nullable=False, server_default="{}"),
-        sa.Column("progress", sa.Text, nullable=False, server_default="{}"),
-        sa.Column("result", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("params", DOC, nullable=False, server_default="{}"),
+        sa.Column("progress", DOC, nullable=False, server_default="{}"),
+        sa.Column("result", DOC, nullable=False, server_default="{}"),
         sa.Column("error", sa.Text, nullable=False, server_default=""),
         sa.Column("owner", sa.String(255), nullable=False, server_default=""),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),

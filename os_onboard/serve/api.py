@@ -1,0 +1,257 @@
+"""The handlers of ``/v1`` and the route table that names them.
+
+A handler takes the :class:`Service` (what the process holds: the state
+store and its holders, the policy, the coordinator) and the request, and
+returns ``(status, body)``; :mod:`.app` turns that into JSON. Lists are
+paginated with ``limit`` and ``marker`` (the last item of the page before)
+and answer ``{"<things>": [...], "next": URL}`` while there is more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import webob
+import webob.exc
+
+from os_onboard import __version__
+from os_onboard.exceptions import StateStoreError
+from os_onboard.serve.routes import Route, openapi
+from os_onboard.serve.web import body_json, next_link, page_args
+from os_onboard.state import StateStore
+from os_onboard.state.audit import AuditLog
+from os_onboard.state.drift_queue import DriftQueue
+from os_onboard.state.hosts import HostRegistry, ManagedHost
+from os_onboard.state.jobs import JobStore
+
+
+@dataclass
+class Service:
+    store: StateStore
+    max_limit: int = 1000
+    #: who holds which hosts: {"members": [...], "hosts": {uri: member}} (:mod:`.jobs`)
+    workers: Callable[[], dict[str, Any]] = field(default=lambda: {"members": []})
+    hosts: HostRegistry = field(init=False)
+    jobs: JobStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hosts = HostRegistry(self.store)
+        self.jobs = JobStore(self.store)
+
+
+Result = tuple[int, Any]
+
+_HOST = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "uri": {"type": "string"}, "name": {"type": "string"},
+    "groups": {"type": "array", "items": {"type": "string"}},
+    "credentials_ref": {"type": "string"}, "created_at": {"type": "string"}}}
+_JOB = {"type": "object", "properties": {
+    "id": {"type": "string"}, "kind": {"type": "string"},
+    "state": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+    "progress": {"type": "object"}, "result": {"type": "object"}, "error": {"type": "string"},
+    "owner": {"type": "string"}, "attempts": {"type": "integer"}}}
+
+
+def _list_of(name: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {name: {"type": "array", "items": item},
+                                             "next": {"type": "string"}}}
+
+
+def versions(svc: Service, req: webob.Request) -> Result:
+    return 200, {"versions": [{"id": "v1", "status": "CURRENT",
+                               "links": [{"rel": "self", "href": f"{req.host_url}/v1"},
+                                         {"rel": "describedby",
+                                          "href": f"{req.host_url}/v1/openapi.json"}]}]}
+
+
+def openapi_document(svc: Service, req: webob.Request) -> Result:
+    return 200, openapi(ROUTES, __version__)
+
+
+def _host_or_404(svc: Service, host: str) -> ManagedHost:
+    found = svc.hosts.get(host)
+    if found is None:
+        raise webob.exc.HTTPNotFound(f"no registered host {host!r}")
+    return found
+
+
+def list_hosts(svc: Service, req: webob.Request) -> Result:
+    limit, marker = page_args(req, svc.max_limit)
+    hosts = svc.hosts.list(group=req.GET.get("group") or None)
+    if marker:
+        hosts = [h for h in hosts if h.id > int(marker)] if marker.isdigit() else []
+    page = hosts[:limit]
+    return 200, {"hosts": [h.as_dict() for h in page],
+                 **next_link(req, page, limit, str(page[-1].id) if page else "")}
+
+
+def add_host(svc: Service, req: webob.Request) -> Result:
+    body = body_json(req)
+    if not isinstance(body.get("uri"), str):
+        raise webob.exc.HTTPBadRequest("'uri' (a string) is required")
+    groups = body.get("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise webob.exc.HTTPBadRequest("'groups' is a list of strings")
+    host = svc.hosts.add(body["uri"], body.get("name") or None, groups,
+                         body.get("credentials_ref") or "")
+    return 201, {"host": host.as_dict()}
+
+
+def show_host(svc: Service, req: webob.Request, host: str) -> Result:
+    return 200, {"host": _host_or_404(svc, host).as_dict()}
+
+
+def remove_host(svc: Service, req: webob.Request, host: str) -> Result:
+    svc.hosts.remove(_host_or_404(svc, host).uri)
+    return 204, None
+
+
+def list_snapshots(svc: Service, req: webob.Request) -> Result:
+    limit, _ = page_args(req, svc.max_limit)
+    return 200, {"snapshots": [{**asdict(s), "created_at": s.created_at.isoformat()}
+                               for s in svc.store.list_snapshots(limit)]}
+
+
+def _snapshot(svc: Service, snapshot: str) -> tuple[int, Any]:
+    if snapshot != "latest" and not snapshot.isdigit():
+        raise webob.exc.HTTPNotFound(f"no snapshot {snapshot!r} (an id or 'latest')")
+    try:
+        return svc.store.load_snapshot(None if snapshot == "latest" else int(snapshot))
+    except StateStoreError as exc:
+        if "has no" in str(exc):
+            raise webob.exc.HTTPNotFound(str(exc)) from None
+        raise
+
+
+def show_snapshot(svc: Service, req: webob.Request, snapshot: str) -> Result:
+    sid, inv = _snapshot(svc, snapshot)
+    return 200, {"snapshot": {
+        "id": sid, "created_at": inv.created_at.isoformat(),
+        "hosts": [{"uri": h.host.uri, "kind": h.host.kind, "status": h.status.value,
+                   "vms": len(h.vms)} for h in inv.hosts],
+        "problems": len(inv.problems), "conflicts": len(inv.conflicts)}}
+
+
+def list_vms(svc: Service, req: webob.Request, snapshot: str) -> Result:
+    """VMs of a snapshot, filtered by ``name`` (substring), ``host``
+    (URI) and ``power_state``, ordered by host then name; marker = a VM uuid."""
+    limit, marker = page_args(req, svc.max_limit)
+    sid, inv = _snapshot(svc, snapshot)
+    name, host, power = (req.GET.get(k) for k in ("name", "host", "power_state"))
+    rows = [(h.host.uri, vm) for h in inv.hosts for vm in h.vms
+            if (not host or h.host.uri == host) and (not name or name in vm.name)
+            and (not power or vm.power_state.value == power)]
+    if marker:
+        at = next((i for i, (_, vm) in enumerate(rows) if vm.uuid == marker), None)
+        if at is None:
+            raise webob.exc.HTTPBadRequest(f"marker {marker!r} is no VM of this listing")
+        rows = rows[at + 1:]
+    page = rows[:limit]
+    return 200, {"snapshot": sid,
+                 "vms": [{"host": uri, **vm.model_dump(mode="json")} for uri, vm in page],
+                 **next_link(req, page, limit, page[-1][1].uuid if page else "")}
+
+
+def start_discovery(svc: Service, req: webob.Request) -> Result:
+    """A discovery job over registered hosts (all of them when none are named)."""
+    body = body_json(req)
+    named = body.get("hosts")
+    if named is not None and (not isinstance(named, list)
+                              or not all(isinstance(h, str) for h in named)):
+        raise webob.exc.HTTPBadRequest("'hosts' is a list of registered host names or URIs")
+    hosts = ([_host_or_404(svc, h) for h in named] if named else svc.hosts.list())
+    if not hosts:
+        raise webob.exc.HTTPConflict("no registered host to discover: POST /v1/hosts first")
+    job = svc.jobs.create("discover", {"hosts": [h.uri for h in hosts]},
+                          created_by=req.environ.get("HTTP_X_USER_NAME", ""))
+    return 202, {"job": job.as_dict(), "links": [{"rel": "self",
+                                                  "href": f"{req.host_url}/v1/jobs/{job.id}"}]}
+
+
+def list_jobs(svc: Service, req: webob.Request) -> Result:
+    limit, marker = page_args(req, svc.max_limit)
+    jobs = svc.jobs.list(limit, marker, req.GET.get("state") or None)
+    return 200, {"jobs": [j.as_dict() for j in jobs],
+                 **next_link(req, jobs, limit, jobs[-1].id if jobs else "")}
+
+
+def show_job(svc: Service, req: webob.Request, job: str) -> Result:
+    found = svc.jobs.get(job)
+    if found is None:
+        raise webob.exc.HTTPNotFound(f"no job {job!r}")
+    return 200, {"job": found.as_dict()}
+
+
+def cancel_job(svc: Service, req: webob.Request, job: str) -> Result:
+    found = svc.jobs.cancel(job)
+    if found is None:
+        raise webob.exc.HTTPNotFound(f"no job {job!r}")
+    return 202, {"job": found.as_dict()}
+
+
+def list_workers(svc: Service, req: webob.Request) -> Result:
+    return 200, svc.workers()
+
+
+def list_audit(svc: Service, req: webob.Request) -> Result:
+    limit, _ = page_args(req, svc.max_limit)
+    entries = AuditLog(svc.store).entries(vm=req.GET.get("vm") or None, limit=limit)
+    return 200, {"audit": [{**e.__dict__, "at": e.at.isoformat()} for e in entries]}
+
+
+def list_drift_queue(svc: Service, req: webob.Request) -> Result:
+    items = DriftQueue(svc.store).items()
+    return 200, {"queue": [{**i.__dict__, "first_seen": i.first_seen.isoformat(),
+                            "last_tried": i.last_tried.isoformat()} for i in items]}
+
+
+def _r(method: str, path: str, handler: Callable[..., Any], rule: str | None, summary: str,
+       **kw: Any) -> Route:
+    return Route(method, path, handler, rule, summary, **kw)
+
+
+ROUTES: list[Route] = [
+    _r("GET", "/", versions, None, "API versions"),
+    _r("GET", "/v1", versions, None, "API versions"),
+    _r("GET", "/v1/openapi.json", openapi_document, None, "this OpenAPI 3 document"),
+    _r("GET", "/v1/hosts", list_hosts, "os_onboard:hosts:list", "list managed hosts",
+       response=_list_of("hosts", _HOST), query=("group", "limit", "marker")),
+    _r("POST", "/v1/hosts", add_host, "os_onboard:hosts:create", "register a managed host",
+       status=201, response={"type": "object", "properties": {"host": _HOST}},
+       request={"type": "object", "required": ["uri"], "properties": {
+           "uri": {"type": "string"}, "name": {"type": "string"},
+           "groups": {"type": "array", "items": {"type": "string"}},
+           "credentials_ref": {"type": "string",
+                               "description": "env:NAME, file:/PATH or config:KEY"}}}),
+    _r("GET", "/v1/hosts/{host}", show_host, "os_onboard:hosts:get",
+       "show a managed host (id, name or URI)"),
+    _r("DELETE", "/v1/hosts/{host}", remove_host, "os_onboard:hosts:delete",
+       "forget a managed host (its VMs are not touched)", status=204),
+    _r("GET", "/v1/snapshots", list_snapshots, "os_onboard:snapshots:list",
+       "list inventory snapshots, newest first", query=("limit",)),
+    _r("GET", "/v1/snapshots/{snapshot}", show_snapshot, "os_onboard:snapshots:get",
+       "one snapshot's summary (an id or 'latest')"),
+    _r("GET", "/v1/snapshots/{snapshot}/vms", list_vms, "os_onboard:vms:list",
+       "the VMs of a snapshot", response=_list_of("vms", {"type": "object"}),
+       query=("name", "host", "power_state", "limit", "marker")),
+    _r("POST", "/v1/discoveries", start_discovery, "os_onboard:discoveries:create",
+       "start a discovery job over registered hosts", status=202,
+       request={"type": "object", "properties": {
+           "hosts": {"type": "array", "items": {"type": "string"}}}},
+       response={"type": "object", "properties": {"job": _JOB}}),
+    _r("GET", "/v1/jobs", list_jobs, "os_onboard:jobs:list", "list jobs, newest first",
+       response=_list_of("jobs", _JOB), query=("state", "limit", "marker")),
+    _r("GET", "/v1/jobs/{job}", show_job, "os_onboard:jobs:get",
+       "a job with its per-item progress",
+       response={"type": "object", "properties": {"job": _JOB}}),
+    _r("POST", "/v1/jobs/{job}/cancel", cancel_job, "os_onboard:jobs:cancel",
+       "cancel a job (a running one stops after its current items)", status=202),
+    _r("GET", "/v1/workers", list_workers, "os_onboard:workers:list",
+       "the live replicas and the hosts each holds"),
+    _r("GET", "/v1/audit", list_audit, "os_onboard:audit:list",
+       "the reconciler's audit history", query=("vm", "limit")),
+    _r("GET", "/v1/drift-queue", list_drift_queue, "os_onboard:drift_queue:list",
+       "drift waiting for OpenStack"),
+]

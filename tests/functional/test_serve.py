@@ -1,0 +1,160 @@
+"""``os-onboard serve`` on the lab: Keystone tokens, policy, a discovery job (issue 15).
+
+The server runs as a user would start it: ``os-onboard serve --config
+$LAB_ONBOARD_SERVE_CONFIG --bind 127.0.0.1:PORT`` (the lab's Keystone, its
+MariaDB as the state store, its etcd), plus a small override file of the
+test's own (a tooz group and member id of its own, so nothing else on the
+lab shares its hosts).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import openstack.config
+import pytest
+
+BIN = Path(sys.executable).parent / "os-onboard"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def token(cloud: str) -> str:
+    return openstack.config.OpenStackConfig().get_one(cloud).get_session().get_token()
+
+
+def http(method, url, tok=None, body=None):
+    headers = {"Content-Type": "application/json"}
+    if tok:
+        headers["X-Auth-Token"] = tok
+    req = urllib.request.Request(url, method=method, headers=headers,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            return resp.status, dict(resp.headers), json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        return exc.code, dict(exc.headers), json.loads(raw) if raw else None
+
+
+class Replica:
+    """One ``os-onboard serve`` process group (gunicorn master + worker)."""
+
+    def __init__(self, lab, tmp_path, member, group, lease_ttl=10):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.override = tmp_path / f"{member}.conf"
+        self.override.write_text(
+            f"[coordination]\ngroup = {group}\nmember_id = {member}\n"
+            f"lease_ttl = {lease_ttl}\nheartbeat = 1\n[api]\njob_stale_after = 10\n")
+        self.log = tmp_path / f"{member}.log"
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--config", lab["LAB_ONBOARD_SERVE_CONFIG"], "--config",
+             str(self.override), "--bind", f"127.0.0.1:{self.port}"],
+            stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if http("GET", f"{self.url}/v1")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"serve did not start:\n{self.log.read_text()[-3000:]}")
+
+    def kill9(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def tokens(lab):
+    return {"admin": token("lab-admin"), "member": token("lab")}
+
+
+@pytest.fixture
+def replica(lab, tmp_path):
+    r = Replica(lab, tmp_path, f"t-{uuid.uuid4().hex[:8]}", f"test-serve-{uuid.uuid4().hex[:8]}")
+    yield r
+    r.stop()
+
+
+def _unregister(url, tok, ident):
+    status, _, _ = http("DELETE", f"{url}/v1/hosts/{urllib.request.quote(ident, safe='')}",
+                        tok)
+    assert status in (204, 404)
+
+
+def test_openapi_and_keystone_auth(replica, tokens):
+    status, _, doc = http("GET", f"{replica.url}/v1/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.") and "/v1/hosts" in doc["paths"]
+    status, headers, body = http("GET", f"{replica.url}/v1/hosts")
+    assert status == 401 and body["error"]["code"] == 401
+    assert "Keystone" in headers["WWW-Authenticate"]
+    assert body["error"]["request_id"] == headers["X-OpenStack-Request-Id"]
+    status, _, body = http("GET", f"{replica.url}/v1/hosts", "not-a-token")
+    assert status == 401
+    assert http("GET", f"{replica.url}/v1/hosts", tokens["admin"])[0] == 200
+    assert http("GET", f"{replica.url}/v1/hosts", tokens["member"])[0] == 200
+    status, _, body = http("POST", f"{replica.url}/v1/hosts", tokens["member"],
+                           {"uri": "qemu+ssh://member-may-not.invalid/system"})
+    assert status == 403 and body["error"]["code"] == 403
+    log = replica.log.read_text()
+    assert tokens["admin"] not in log and tokens["member"] not in log
+
+
+def test_register_lab_host_and_discover_it(replica, tokens, lab):
+    uri, admin = lab["LAB_HOST_A_URI"], tokens["admin"]
+    _unregister(replica.url, admin, uri)
+    status, headers, body = http("POST", f"{replica.url}/v1/hosts", admin,
+                                 {"uri": uri, "name": f"lab-a-{uuid.uuid4().hex[:6]}",
+                                  "groups": ["lab"]})
+    assert status == 201, body
+    try:
+        status, headers, body = http("POST", f"{replica.url}/v1/discoveries", admin,
+                                     {"hosts": [uri]})
+        assert status == 202 and headers["Location"].endswith(body["job"]["id"])
+        started, job = time.monotonic(), body["job"]
+        while job["state"] in ("queued", "running") and time.monotonic() - started < 120:
+            time.sleep(0.5)
+            job = http("GET", headers["Location"], tokens["member"])[2]["job"]
+        print(f"\ndiscovery job of {uri}: {job['state']} after "
+              f"{time.monotonic() - started:.1f} s, progress {job['progress']}")
+        assert job["state"] == "succeeded", job
+        assert job["progress"]["hosts"] == {uri: "ok"}
+        snapshot = job["result"]["snapshot"]
+        status, _, vms = http("GET", f"{replica.url}/v1/snapshots/{snapshot}/vms"
+                                     f"?host={urllib.request.quote(uri, safe='')}",
+                              tokens["member"])
+        names = {vm["name"] for vm in vms["vms"]}
+        assert set(lab["LAB_RUNNING_GUESTS"].split()) <= names, names
+        status, _, running = http("GET", f"{replica.url}/v1/snapshots/{snapshot}/vms"
+                                         "?power_state=running&limit=1", tokens["member"])
+        assert len(running["vms"]) == 1 and "next" in running
+    finally:
+        _unregister(replica.url, admin, uri)
