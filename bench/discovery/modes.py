@@ -7,7 +7,8 @@
 
 Prints one line ``RESULT {json}`` at the end. Timing covers the discovery
 work only (every connect, read and close), not interpreter start-up or
-imports; ``rss_after_imports_mib`` shows what the imports alone cost.
+imports (``walls``; ``work_cpus`` is the process's CPU time over the same
+span); ``rss_after_imports_mib`` shows what the imports alone cost.
 The digests hash (host index, VM name, power state, disk count) and, apart,
 the same with the address count, over the first ``--digest-hosts`` hosts, so
 that the parent can check that ours and the baseline saw the same thing.
@@ -62,13 +63,14 @@ def run_ours(args: argparse.Namespace) -> int:
     uris = _uris(args)
     profiles = _start_profiling() if args.profile else None
     rss0 = _rss_now_mib()
-    walls, inv = [], None
+    walls, cpus, inv = [], [], None
     budget_end = time.perf_counter() + args.budget_s if args.budget_s else None
     for _ in range(args.repeat):
         inv = None  # let the previous inventory go before the next run
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         inv = discover_hosts(uris, RunOptions(workers=args.workers))
         walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         if budget_end is not None and time.perf_counter() > budget_end:
             break
     if profiles is not None:
@@ -83,7 +85,7 @@ def run_ours(args: argparse.Namespace) -> int:
         codes[f"{p.severity.value}:{p.code}"] = codes.get(f"{p.severity.value}:{p.code}", 0) + 1
     return _finish({
         "mode": "ours", "workers": args.workers, "hosts": len(uris), "runs": len(walls),
-        "vms": vms, "walls": walls,
+        "vms": vms, "walls": walls, "work_cpus": cpus,
         "hosts_ok": sum(1 for h in inv.hosts if h.status.value == "ok"),
         "problems": len(problems),
         "errors": sum(1 for p in problems if p.severity == Severity.ERROR),
@@ -142,21 +144,22 @@ def run_naive(args: argparse.Namespace) -> int:
 
     uris = _uris(args)
     rss0 = _rss_now_mib()
-    walls, hosts = [], []
+    walls, cpus, hosts = [], [], []
     budget_end = time.perf_counter() + args.budget_s if args.budget_s else None
     for _ in range(args.repeat):
         hosts = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for uri in uris:
             hosts.append(naive.read_host(uri))
         walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         if budget_end is not None and time.perf_counter() > budget_end:
             break
     rows = [(i, vm["name"], vm["power_state"], len(vm["disks"]), vm["addresses"])
             for i, vms in enumerate(hosts[: args.digest_hosts]) for vm in vms]
     return _finish({
         "mode": "naive", "workers": 1, "hosts": len(uris), "runs": len(walls),
-        "vms": sum(len(v) for v in hosts), "walls": walls,
+        "vms": sum(len(v) for v in hosts), "walls": walls, "work_cpus": cpus,
         "hosts_ok": len(hosts), "problems": 0, "errors": 0, "problem_codes": {},
         "first_problems": [],
         "disks_sized": sum(1 for v in hosts for vm in v for d in vm["disks"] if d[1] is not None),

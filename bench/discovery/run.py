@@ -353,6 +353,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--local-uri", default="qemu:///system")
     parser.add_argument("--skip-inprocess", action="store_true", help="skip case 2")
     parser.add_argument("--skip-local", action="store_true", help="skip case 3")
+    parser.add_argument("--inprocess-only", action="store_true",
+                        help="case 2 only (no libvirtd needed)")
+    parser.add_argument("--skip-cli", action="store_true",
+                        help="case 2: skip the command line run as a user would")
     parser.add_argument("--estate-dir", help="where to write the node files "
                                              "(default: a temporary directory, removed)")
     parser.add_argument("--timeout", type=float, default=900, help="per mode, in seconds")
@@ -363,6 +367,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.hosts, args.baseline_hosts, args.workers = 20, 5, "16"
         args.local_repeat, args.local_budget_s = 1, 1
+    if args.inprocess_only:
+        args.skip_local, args.skip_inprocess = True, False
     args.worker_counts = [int(w) for w in str(args.workers).split(",") if w.strip()]
     args.baseline_hosts = min(args.baseline_hosts, args.hosts)
     return args
@@ -373,10 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     total_vms = args.hosts * args.vms_per_host
     lv_host, lv_port = args.libvirtd.rsplit(":", 1)
     try:
-        socket.create_connection((lv_host, int(lv_port)), timeout=3).close()
+        if not args.inprocess_only:
+            socket.create_connection((lv_host, int(lv_port)), timeout=3).close()
     except OSError as exc:
         log(f"libvirtd is not reachable at {args.libvirtd} ({exc}): start the lab "
-            "(`lab/lab up`) or pass --libvirtd HOST:PORT")
+            "(`lab/lab up`) or pass --libvirtd HOST:PORT (or --inprocess-only)")
         return 2
     lv_pid = listener_pid(int(lv_port)) if lv_host in ("127.0.0.1", "localhost") else None
 
@@ -402,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{time.perf_counter() - t0:.1f} s (per host: 7 VMs running, 1 paused, 2 shut off; "
             "2 disks and 1 NIC each; a dir pool with the volumes)")
 
+        if args.inprocess_only:
+            return _case2(args, Bench(args, None, lv_pid, None), estate_dir, paths)
         # -- the link ----------------------------------------------------------------
         direct = run_mode(["rtt", "--uri", f"test+tcp://{args.libvirtd}{paths[0]}"],
                           args.timeout)
@@ -457,19 +466,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # -- case 2 ------------------------------------------------------------------
         if not args.skip_inprocess:
-            local = uris_file("inprocess", [f"test://{p}" for p in paths])
-            log(f"\n[case 2] naive and ours in-process on {args.hosts:,} hosts ...")
-            dig = ["--digest-hosts", str(args.hosts), *rep]
-            base = bench.measure("naive (sequential)", modes("naive", local, *dig),
-                                 linked=False, expected_vms=total_vms)
-            rows = [base] + [bench.measure("ours", modes(
-                "ours", local, "--workers", str(w), *dig), linked=False,
-                expected_vms=total_vms) for w in args.worker_counts]
-            ok, _ = print_case(
-                "Case 2 - reference only: the same estate in-process (test:///path: a call "
-                f"costs ~1 us, no network, no libvirtd): {args.hosts:,} hosts x "
-                f"{args.vms_per_host} VMs", rows, base, zero_problems=True, size_target=True)
-            failed |= not ok
+            failed |= bool(_case2(args, bench, estate_dir, paths))
 
         # -- case 3 ------------------------------------------------------------------
         if not args.skip_local:
@@ -524,6 +521,98 @@ def main(argv: list[str] | None = None) -> int:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return 1 if failed else 0
+
+
+def result_line(name: str, value: float, unit: str, op: str, target: float,
+                detail: str) -> bool:
+    """Print one ``RESULT`` line: the figure, its target, what it was measured against."""
+    ok = value <= target if op == "<=" else value >= target
+    log(f"RESULT {name} = {value:,.3f} {unit} (target {op} {target:g} {unit}; {detail}) "
+        f"{'PASS' if ok else 'MISS'}")
+    return ok
+
+
+def _cli_run(argv: list[str], out: Path) -> dict:
+    """Run a command as a user would (stdout to a file); wall, CPU and peak RSS."""
+    t0 = time.perf_counter()
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"error": f"exit {proc.returncode}: {err.strip()[-300:]}"}
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mib": usage.ru_maxrss / 1024, "stderr": err.strip().splitlines()[-1:],
+            "bytes": out.stat().st_size}
+
+
+def _case2(args: argparse.Namespace, bench: Bench, estate_dir: Path, paths: list[str]) -> int:
+    """Case 2, in-process: the runner against the naive loop, then the command line."""
+    total_vms = args.hosts * args.vms_per_host
+    local = estate_dir / "inprocess.uris"
+    local.write_text("\n".join(f"test://{p}" for p in paths) + "\n")
+    log(f"\n[case 2] naive and ours in-process on {args.hosts:,} hosts ...")
+    dig = ["--digest-hosts", str(args.hosts), "--repeat", str(args.repeat)]
+    base = bench.measure("naive (sequential)", ["naive", "--uris-file", str(local), *dig],
+                         linked=False, expected_vms=total_vms)
+    rows = [base] + [bench.measure("ours", [
+        "ours", "--uris-file", str(local), "--workers", str(w), *dig], linked=False,
+        expected_vms=total_vms) for w in args.worker_counts]
+    ok, outcomes = print_case(
+        "Case 2 - the same estate in-process (test:///path: a call costs ~1 us, no network, "
+        f"no libvirtd): {args.hosts:,} hosts x {args.vms_per_host} VMs", rows, base,
+        zero_problems=True, size_target=True)
+    done = [o for o in outcomes if o.row.ok]
+    if base.ok and done:
+        o = next((o for o in done if o.row.result["workers"] == 16), done[0])
+        r, b = o.row.result, base.result
+        n = o.row.vms
+        cpu_o = sum(r["work_cpus"]) / len(r["work_cpus"])
+        cpu_b = sum(b["work_cpus"]) / len(b["work_cpus"])
+        same = f"same run, {n:,} VMs, {r['workers']} workers"
+        result_line("discovery.inprocess.own_cpu_per_vm", (cpu_o - cpu_b) / n * 1e3, "ms",
+                     "<=", 0.3, f"ours {cpu_o:.2f} CPU-s, naive loop {cpu_b:.2f} CPU-s; {same}")
+        result_line("discovery.inprocess.wall_vs_naive", o.row.wall / base.wall, "x", "<=", 1.0,
+                    f"ours {o.row.wall:.2f} s, naive loop {base.wall:.2f} s; {same}")
+        result_line("discovery.inprocess.peak_rss", r["peak_rss_mib"], "MiB", "<=", 200,
+                    f"naive loop {b['peak_rss_mib']:.0f} MiB; {same}")
+        result_line("discovery.inprocess.complete_and_same", 1.0 if o.complete else 0.0, "",
+                    ">=", 1, "VM names, power states, disk counts as the naive loop's; "
+                    "byte-identical JSON: tests/unit/discovery/test_golden_estate.py")
+    if args.skip_cli:
+        return 0 if ok else 1
+    hosts_file = estate_dir / "inprocess-hosts.yaml"
+    hosts_file.write_text("hosts:\n" + "".join(f"  - test://{p}\n" for p in paths))
+    log("\n[case 2, command line] as a user would, stdout to a file: "
+        "`os-onboard discover --hosts FILE --no-save -f json` against naivecli.py "
+        "(the naive loop, then json.dump(indent=2)); start-up and imports included")
+    venv_bin = Path(sys.executable).parent
+    naive_cli = _cli_run([sys.executable, str(HERE / "naivecli.py"), str(hosts_file)],
+                         estate_dir / "naive-cli.json")
+    ours_cli = _cli_run([str(venv_bin / "os-onboard"), "discover", "--hosts", str(hosts_file),
+                         "--no-save", "-f", "json"], estate_dir / "ours-cli.json")
+    for label, res in (("naive loop + json.dump", naive_cli), ("os-onboard discover", ours_cli)):
+        if "error" in res:
+            log(f"  {label:<24} FAILED: {res['error']}")
+            ok = False
+        else:
+            log(f"  {label:<24} wall {res['wall_s']:6.2f} s  CPU {res['cpu_s']:6.2f} s  "
+                f"peak RSS {res['peak_rss_mib']:6.1f} MiB  {res['bytes']:,} bytes  "
+                f"{' '.join(res['stderr'])}")
+    if "error" not in naive_cli and "error" not in ours_cli:
+        same = f"same run, {total_vms:,} VMs"
+        result_line("discovery.cli_json.own_cpu_per_vm",
+                    (ours_cli["cpu_s"] - naive_cli["cpu_s"]) / total_vms * 1e3, "ms", "<=", 0.3,
+                    f"ours {ours_cli['cpu_s']:.2f} CPU-s, naive loop + json.dump "
+                    f"{naive_cli['cpu_s']:.2f} CPU-s; {same}")
+        result_line("discovery.cli_json.wall_vs_naive", ours_cli["wall_s"] / naive_cli["wall_s"],
+                    "x", "<=", 1.0, f"ours {ours_cli['wall_s']:.2f} s, naive "
+                    f"{naive_cli['wall_s']:.2f} s; {same}")
+        result_line("discovery.cli_json.peak_rss", ours_cli["peak_rss_mib"], "MiB", "<=", 200,
+                    f"naive {naive_cli['peak_rss_mib']:.0f} MiB; {same}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
