@@ -17,8 +17,9 @@ class Workers(Lister):
 
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--config", metavar="FILE",
-                            help="the serve config file (its state_url and [coordination])")
+        parser.add_argument("--config", metavar="FILE", action="append", default=[],
+                            help="the serve config file (its state_url and [coordination]); "
+                                 "repeatable, a later file overrides an earlier one")
         parser.add_argument("--backend-url", metavar="URL",
                             help="tooz backend, e.g. etcd3+http://127.0.0.1:2379 "
                                  "(default: the config's [coordination] backend_url)")
@@ -29,7 +30,7 @@ class Workers(Lister):
         from os_onboard.coordination.service import workers_of
         from os_onboard.serve.config import new_conf
 
-        conf = new_conf([parsed_args.config] if parsed_args.config else [])
+        conf = new_conf(parsed_args.config)
         url = parsed_args.backend_url or conf.coordination.backend_url
         if not url:
             raise ConfigError("no coordination backend: --backend-url or --config")

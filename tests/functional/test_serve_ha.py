@@ -6,10 +6,12 @@ shows) is printed, not asserted beyond the issue's 30 s bound: it is the
 etcd lease (lease_ttl, 10 s here) plus one heartbeat.
 """
 
+import json
+import subprocess
 import time
 import uuid
 
-from tests.functional.test_serve import Replica, http, token
+from tests.functional.test_serve import BIN, Replica, http, token
 
 HOSTS = 12
 
@@ -56,6 +58,12 @@ def test_three_replicas_share_hosts_and_survive_a_kill_9(lab, tmp_path):
         _, view = _wait(replicas[0], admin, names, hosts, 30)
         mine = {m["member"]: {h for h in m["held"] if h in hosts} for m in view["members"]}
         assert all(mine[n] for n in names), mine  # 12 hosts over 3 members: each has some
+        # os-onboard workers (outside the group) shows the same split
+        out = subprocess.run([BIN, "workers", "--config", lab["LAB_ONBOARD_SERVE_CONFIG"],
+                              "--config", str(replicas[0].override), "-f", "json"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        rows = {r["Member"]: set(r["Held"].split()) for r in json.loads(out)}
+        assert {m: rows[m] & hosts for m in names} == mine
         victim = replicas.pop(1)
         victim.kill9()
         killed_at = time.monotonic()
