@@ -9,6 +9,8 @@ and answer ``{"<things>": [...], "next": URL}`` while there is more.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +20,7 @@ import webob.exc
 
 from os_onboard import __version__
 from os_onboard.exceptions import StateStoreError
+from os_onboard.inventory.models import Inventory
 from os_onboard.serve.routes import Route, openapi
 from os_onboard.serve.web import body_json, next_link, page_args
 from os_onboard.state import StateStore
@@ -35,10 +38,37 @@ class Service:
     workers: Callable[[], dict[str, Any]] = field(default=lambda: {"members": []})
     hosts: HostRegistry = field(init=False)
     jobs: JobStore = field(init=False)
+    audit: AuditLog = field(init=False)
+    queue: DriftQueue = field(init=False)
 
     def __post_init__(self) -> None:
         self.hosts = HostRegistry(self.store)
         self.jobs = JobStore(self.store)
+        self.audit = AuditLog(self.store)
+        self.queue = DriftQueue(self.store)
+        self._inventories: OrderedDict[int, Inventory] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def inventory(self, snapshot_id: int | None) -> tuple[int, Inventory]:
+        """A snapshot, parsed once: snapshots are immutable, the last few are kept.
+
+        :raises StateStoreError: no such snapshot.
+        """
+        if snapshot_id is None:
+            newest = self.store.list_snapshots(1)
+            if not newest:
+                return self.store.load_snapshot(None)  # raises "has no any snapshot"
+            snapshot_id = newest[0].id
+        with self._lock:
+            if snapshot_id in self._inventories:
+                self._inventories.move_to_end(snapshot_id)
+                return snapshot_id, self._inventories[snapshot_id]
+        sid, inventory = self.store.load_snapshot(snapshot_id)
+        with self._lock:
+            self._inventories[sid] = inventory
+            while len(self._inventories) > 4:
+                self._inventories.popitem(last=False)
+        return sid, inventory
 
 
 Result = tuple[int, Any]
@@ -118,7 +148,7 @@ def _snapshot(svc: Service, snapshot: str) -> tuple[int, Any]:
     if snapshot != "latest" and not snapshot.isdigit():
         raise webob.exc.HTTPNotFound(f"no snapshot {snapshot!r} (an id or 'latest')")
     try:
-        return svc.store.load_snapshot(None if snapshot == "latest" else int(snapshot))
+        return svc.inventory(None if snapshot == "latest" else int(snapshot))
     except StateStoreError as exc:
         if "has no" in str(exc):
             raise webob.exc.HTTPNotFound(str(exc)) from None
@@ -197,12 +227,12 @@ def list_workers(svc: Service, req: webob.Request) -> Result:
 
 def list_audit(svc: Service, req: webob.Request) -> Result:
     limit, _ = page_args(req, svc.max_limit)
-    entries = AuditLog(svc.store).entries(vm=req.GET.get("vm") or None, limit=limit)
+    entries = svc.audit.entries(vm=req.GET.get("vm") or None, limit=limit)
     return 200, {"audit": [{**e.__dict__, "at": e.at.isoformat()} for e in entries]}
 
 
 def list_drift_queue(svc: Service, req: webob.Request) -> Result:
-    items = DriftQueue(svc.store).items()
+    items = svc.queue.items()
     return 200, {"queue": [{**i.__dict__, "first_seen": i.first_seen.isoformat(),
                             "last_tried": i.last_tried.isoformat()} for i in items]}
 
