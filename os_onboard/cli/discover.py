@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import io
 import logging
 import sys
 from pathlib import Path
@@ -66,6 +68,25 @@ class Discover(Lister):
                             help="also write the full inventory document (JSON) to FILE")
         return with_epilog(parser, EPILOG)
 
+    def produce_output(self, parsed_args: Any, column_names: Any, data: Any) -> int:
+        """cliff's output through a buffer: its formatters write token by token
+        (json.dump: ~30 writes per disk), each a system call when stdout is
+        unbuffered (PYTHONUNBUFFERED, containers): 3.1 million for 10,000 VMs."""
+        out = self.app.stdout
+        binary = getattr(out, "buffer", None) if isinstance(out, io.TextIOWrapper) else None
+        if binary is None:  # a stream the caller gave: used as it is
+            return int(super().produce_output(parsed_args, column_names, data))
+        out.flush()
+        buffered = io.TextIOWrapper(binary, encoding=out.encoding, errors=out.errors)
+        buffered._CHUNK_SIZE = 1 << 16  # type: ignore[attr-defined]  # bytes per write
+        self.app.stdout = buffered
+        try:
+            return int(super().produce_output(parsed_args, column_names, data))
+        finally:
+            self.app.stdout = out
+            buffered.flush()
+            buffered.detach()  # the binary stream stays open: it is stdout's
+
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
         uris = list(parsed_args.uris)
         if parsed_args.hosts:
@@ -89,6 +110,10 @@ class Discover(Lister):
                 progress=lambda host, done, total: bar.update(done, total, host.host.uri))
         finally:
             bar.close()
+        # The inventory lives until the command exits: keep the cyclic GC from
+        # rescanning it each time rendering allocates (10,000 VMs, -f json:
+        # ~3 CPU-s of collections otherwise).
+        gc.freeze()
         for problem in inventory.problems:
             LOG.warning("%s %s%s: %s", problem.severity.value, problem.host,
                         f" {problem.vm}" if problem.vm else "", problem.message)
