@@ -110,6 +110,8 @@ def _host_or_404(svc: Service, host: str) -> ManagedHost:
 def list_hosts(svc: Service, req: webob.Request) -> Result:
     limit, marker = page_args(req, svc.max_limit)
     hosts = svc.hosts.list(group=req.GET.get("group") or None)
+    if req.GET.get("uri"):
+        hosts = [h for h in hosts if h.uri == req.GET["uri"]]
     if marker:
         hosts = [h for h in hosts if h.id > int(marker)] if marker.isdigit() else []
     page = hosts[:limit]
@@ -247,7 +249,7 @@ ROUTES: list[Route] = [
     _r("GET", "/v1", versions, None, "API versions"),
     _r("GET", "/v1/openapi.json", openapi_document, None, "this OpenAPI 3 document"),
     _r("GET", "/v1/hosts", list_hosts, "os_onboard:hosts:list", "list managed hosts",
-       response=_list_of("hosts", _HOST), query=("group", "limit", "marker")),
+       response=_list_of("hosts", _HOST), query=("group", "uri", "limit", "marker")),
     _r("POST", "/v1/hosts", add_host, "os_onboard:hosts:create", "register a managed host",
        status=201, response={"type": "object", "properties": {"host": _HOST}},
        request={"type": "object", "required": ["uri"], "properties": {
@@ -256,7 +258,7 @@ ROUTES: list[Route] = [
            "credentials_ref": {"type": "string",
                                "description": "env:NAME, file:/PATH or config:KEY"}}}),
     _r("GET", "/v1/hosts/{host}", show_host, "os_onboard:hosts:get",
-       "show a managed host (id, name or URI)"),
+       "show a managed host (id or name)"),
     _r("DELETE", "/v1/hosts/{host}", remove_host, "os_onboard:hosts:delete",
        "forget a managed host (its VMs are not touched)", status=204),
     _r("GET", "/v1/snapshots", list_snapshots, "os_onboard:snapshots:list",

@@ -7,8 +7,8 @@ is claimed again by a live replica and resumed from what it had recorded.
 
 A discovery job reads its hosts in small batches (the pool of
 :func:`discover_hosts` inside each); after each batch it records each host's
-status (the job's per-host progress) and the host inventories read so far
-(its partial result), and looks at the cancel flag. Resuming reads only the
+status (the job's per-host progress) and keeps the host inventories read
+(the job's items, one row each), and looks at the cancel flag. Resuming reads only the
 hosts not read yet; the snapshot is saved when all are.
 """
 
@@ -51,7 +51,8 @@ def run_discover(store: StateStore, ctx: JobContext, options: RunOptions | None 
     """:returns: the final state and result; None when the job was taken over."""
     hosts: list[str] = ctx.job.params["hosts"]
     status: dict[str, str] = dict(ctx.job.progress.get("hosts", {}))
-    read: dict[str, Any] = dict(ctx.job.result.get("partial", {}))
+    read = {uri: HostInventory.model_validate_json(doc)
+            for uri, doc in ctx.jobs.items(ctx.job.id).items()}
     todo = [h for h in hosts if h not in read]
     if ctx.job.attempts > 1:
         LOG.info("job %s resumed (attempt %d): %d of %d hosts left", ctx.job.id,
@@ -69,17 +70,22 @@ def run_discover(store: StateStore, ctx: JobContext, options: RunOptions | None 
         if not ctx.beat(progress()):
             return None, {}
         inventory = discover_hosts(batch, options)
+        # read-only and idempotent: a runner presumed dead that still writes
+        # here writes what the next reading would
+        ctx.jobs.save_items(ctx.job.id, {h.host.uri: h.model_dump_json()
+                                         for h in inventory.hosts})
         for host in inventory.hosts:
-            read[host.host.uri] = host.model_dump(mode="json")
+            read[host.host.uri] = host
             status[host.host.uri] = host.status.value
-        if not ctx.beat(progress(), {"partial": read}):
+        if not ctx.beat(progress()):
             return None, {}
-    inventory = Inventory(hosts=[HostInventory.model_validate(read[h]) for h in hosts])
+    inventory = Inventory(hosts=[read[h] for h in hosts])
     join_leases_across_hosts(inventory)
     inventory.conflicts = find_conflicts(inventory)
     if not ctx.beat(progress()):  # the last look before writing the snapshot
         return None, {}
     snapshot = store.save_snapshot(inventory)
+    ctx.jobs.drop_items(ctx.job.id)
     return JobState.SUCCEEDED, {"snapshot": snapshot, "hosts": len(inventory.hosts),
                                 "vms": sum(len(h.vms) for h in inventory.hosts),
                                 "problems": len(inventory.problems)}

@@ -3,7 +3,9 @@
 A job is a row (table ``jobs``, migration 0003) that any replica may run:
 ``queued`` -> ``running`` (claimed by one replica with a conditional UPDATE,
 so two replicas never run the same job) -> ``succeeded`` | ``failed`` |
-``cancelled``. The running replica writes its progress and a heartbeat; a
+``cancelled``. The running replica writes its progress, its finished items
+(table ``job_items``, one row each: a discovery's host inventories) and a
+heartbeat; a
 job whose heartbeat is older than the takeover time (its replica died, kill
 -9 included) is claimed again by another replica and resumed from its
 progress (each kind of job says what resuming means: a discovery reads the
@@ -19,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Integer, String, Text, or_, select, update
+from sqlalchemy import Boolean, DateTime, Integer, String, Text, delete, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -58,6 +60,16 @@ class _JobRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
                                                           nullable=True)
+
+
+class _JobItemRecord(Base):
+    """A finished item of a job (migration 0004), e.g. one host's inventory."""
+
+    __tablename__ = "job_items"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    document: Mapped[str] = mapped_column(BIG_TEXT)
 
 
 @dataclass(frozen=True)
@@ -210,6 +222,33 @@ class JobStore:
                     _JobRecord.state == JobState.RUNNING.value).values(**values)).rowcount)
         except SQLAlchemyError as exc:
             raise StateStoreError(f"cannot finish job: {exc}") from exc
+
+    def save_items(self, job_id: str, items: dict[str, str]) -> None:
+        """Keep finished items (key -> document), replacing earlier ones of those keys."""
+        try:
+            with self._session() as session, session.begin():
+                if items:
+                    session.execute(delete(_JobItemRecord).where(
+                        _JobItemRecord.job_id == job_id, _JobItemRecord.key.in_(list(items))))
+                session.add_all(_JobItemRecord(job_id=job_id, key=k, document=v)
+                                for k, v in items.items())
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot write job items: {exc}") from exc
+
+    def items(self, job_id: str) -> dict[str, str]:
+        try:
+            with self._session() as session:
+                return {r.key: r.document for r in session.scalars(
+                    select(_JobItemRecord).where(_JobItemRecord.job_id == job_id))}
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot read job items: {exc}") from exc
+
+    def drop_items(self, job_id: str) -> None:
+        try:
+            with self._session() as session, session.begin():
+                session.execute(delete(_JobItemRecord).where(_JobItemRecord.job_id == job_id))
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot write job items: {exc}") from exc
 
     def cancel(self, job_id: str) -> Job | None:
         """Ask a job to stop: a queued one is cancelled at once, a running one

@@ -7,6 +7,7 @@ etcd lease (lease_ttl, 10 s here) plus one heartbeat.
 """
 
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -83,5 +84,57 @@ def test_three_replicas_share_hosts_and_survive_a_kill_9(lab, tmp_path):
             for uri in registered:
                 http("DELETE", f"{replicas[0].url}/v1/hosts/{uri.split('//')[1].split('.')[0]}",
                      admin)
+        for r in replicas:
+            r.stop()
+
+
+def test_a_discovery_job_survives_its_replicas_kill_9(lab, tmp_path):
+    """The replica running a job is killed -9 mid-job: another claims it once its
+    heartbeat is stale (job_stale_after, 10 s) and reads only the hosts left."""
+    from os_onboard.drivers.libvirt.testnode import write_estate
+
+    admin = token("lab-admin")
+    group, tag = f"test-job-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
+    replicas = [Replica(lab, tmp_path, f"job-{tag}-{i}", group) for i in range(2)]
+    uris = [f"test://{p}" for p in write_estate(tmp_path / "estate", 40, 150)]
+    registered = []
+    try:
+        for i, uri in enumerate(uris):
+            status, _, body = http("POST", f"{replicas[0].url}/v1/hosts", admin,
+                                   {"uri": uri, "name": f"job-{tag}-{i}"})
+            assert status == 201, body
+            registered.append(f"job-{tag}-{i}")
+        status, headers, body = http("POST", f"{replicas[0].url}/v1/discoveries", admin,
+                                     {"hosts": registered})
+        assert status == 202
+        job_path = headers["Location"].split(str(replicas[0].port), 1)[1]
+        deadline = time.monotonic() + 120
+        job = body["job"]
+        while not (job["state"] == "running" and job["progress"].get("done", 0) >= 8):
+            assert job["state"] in ("queued", "running") and time.monotonic() < deadline, job
+            time.sleep(0.05)
+            job = http("GET", f"{replicas[0].url}{job_path}", admin)[2]["job"]
+        owner = next(r for r in replicas if r.override.stem == job["owner"])
+        survivor = next(r for r in replicas if r is not owner)
+        done_at_kill = job["progress"]["done"]
+        owner.kill9()
+        killed = time.monotonic()
+        while job["state"] in ("queued", "running"):
+            assert time.monotonic() - killed < 120, job
+            time.sleep(0.2)
+            job = http("GET", f"{survivor.url}{job_path}", admin)[2]["job"]
+        print(f"\njob {job['id']}: {done_at_kill}/40 hosts read when its replica was killed "
+              f"-9; {job['state']} by {job['owner']} (attempt {job['attempts']}) "
+              f"{time.monotonic() - killed:.1f} s later")
+        assert job["state"] == "succeeded", job
+        assert job["owner"] == survivor.override.stem and job["attempts"] == 2
+        assert job["result"]["hosts"] == 40 and job["result"]["vms"] == 40 * 150
+        left = re.search(r"resumed \(attempt 2\): (\d+) of 40 hosts left",
+                         survivor.log.read_text())
+        assert left and 0 < int(left[1]) <= 40 - done_at_kill  # only what was not read
+    finally:
+        alive = next((r for r in replicas if r.proc.poll() is None), None)
+        for name in registered if alive else []:
+            http("DELETE", f"{alive.url}/v1/hosts/{name}", admin)
         for r in replicas:
             r.stop()

@@ -91,6 +91,8 @@ def test_hosts_paginate(app):
         seen += [h["name"] for h in body["hosts"]]
         path = body.get("next", "").removeprefix("http://localhost")
     assert seen == [f"hv{i}" for i in range(5)]
+    _, found = call(app, "GET", "/v1/hosts?uri=qemu%2Bssh%3A%2F%2Fhv3%2Fsystem", MEMBER)
+    assert [h["name"] for h in found["hosts"]] == ["hv3"]
     assert call(app, "DELETE", "/v1/hosts/hv0", ADMIN)[0].status_int == 204
     assert call(app, "GET", "/v1/hosts/hv0", ADMIN)[0].status_int == 404
 

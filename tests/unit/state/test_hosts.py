@@ -71,6 +71,7 @@ def _legacy_store(path):
     with sqlite3.connect(path) as conn:  # create_all() made it: those versions did not
         conn.execute("drop table managed_hosts")
         conn.execute("drop table if exists jobs")
+        conn.execute("drop table if exists job_items")
     return snap
 
 

@@ -51,3 +51,14 @@ def test_cancel_and_pagination(jobs):
     page3 = jobs.list(limit=2, marker=page2[-1].id)
     assert [j.id for j in page1 + page2 + page3] == ids[::-1]
     assert [j.id for j in jobs.list(state="cancelled")] == [ids[0]]
+
+
+def test_items_are_kept_per_key_and_dropped(jobs):
+    job = jobs.create("discover", {})
+    jobs.save_items(job.id, {"a": "1", "b": "2"})
+    jobs.save_items(job.id, {"b": "3"})
+    other = jobs.create("discover", {})
+    jobs.save_items(other.id, {"a": "x"})
+    assert jobs.items(job.id) == {"a": "1", "b": "3"}
+    jobs.drop_items(job.id)
+    assert jobs.items(job.id) == {} and jobs.items(other.id) == {"a": "x"}
