@@ -24,7 +24,9 @@
 #
 # Settings: LAB_VSPHERE_ADDR (127.0.0.1), LAB_VSPHERE_PORT (18989),
 # LAB_VSPHERE_HTTPS_PORT (18443), LAB_VSPHERE_USER (onboard),
-# LAB_VSPHERE_MODEL (simulator flags: model size).
+# LAB_VSPHERE_MODEL (simulator flags: model size), LAB_VSPHERE_LEGACY (3: the
+# legacy VMs legacy-vc-01.. made through the API, lab/vsphere/legacy.go, with
+# guest addresses LAB_VC_CIDR's .201.. outside Neutron's allocation pool).
 
 : "${LAB_VSPHERE_ADDR:=127.0.0.1}"
 : "${LAB_VSPHERE_PORT:=18989}"
@@ -37,6 +39,7 @@
 # -esx-endpoints: hosts named 127.0.1.N, each serving datastore uploads (Nova's
 # image upload goes to an ESX host by its name).
 : "${LAB_VSPHERE_MODEL:=-clusters 2 -cluster-hosts 2 -standalone 2 -vms 4 -extras 3 -dup-uuid 1 -esx-endpoints}"
+: "${LAB_VSPHERE_LEGACY:=3}"
 LAB_VSPHERE_DIR=$LAB_STATE_DIR/vsphere
 LAB_VSPHERE_BIN=$LAB_VSPHERE_DIR/vcsim-lab
 LAB_VSPHERE_CERT=$LAB_VSPHERE_DIR/cert.pem
@@ -97,7 +100,13 @@ vsphere_build() {
 
 # The arguments the simulator runs with (a change restarts it).
 vsphere_args() {
-    printf '%s\n' "-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT -https-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_HTTPS_PORT -username $LAB_VSPHERE_USER -state-file $LAB_VSPHERE_ESTATE -datastore-dir $LAB_VSPHERE_DIR/datastores $LAB_VSPHERE_MODEL $(sha256sum "$LAB_VSPHERE_BIN" | cut -c1-16)"
+    printf '%s\n' "-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT -https-listen $LAB_VSPHERE_ADDR:$LAB_VSPHERE_HTTPS_PORT -username $LAB_VSPHERE_USER -state-file $LAB_VSPHERE_ESTATE -datastore-dir $LAB_VSPHERE_DIR/datastores $LAB_VSPHERE_MODEL $(vsphere_legacy_flags) $(sha256sum "$LAB_VSPHERE_BIN" | cut -c1-16)"
+}
+
+# The legacy VMs' flags: how many, and their addresses' prefix (LAB_VC_CIDR's /24).
+vsphere_legacy_flags() {
+    local cidr=${LAB_VC_CIDR:-10.99.0.0/24}
+    printf '%s\n' "-legacy-vms $LAB_VSPHERE_LEGACY -legacy-ip-prefix ${cidr%.*/*}."
 }
 
 # vsphere_wait_ready PID LOG_OFFSET TIMEOUT: wait for the READY line it prints.
@@ -142,7 +151,7 @@ vsphere_up() {
         -listen "$LAB_VSPHERE_ADDR:$LAB_VSPHERE_PORT" -username "$LAB_VSPHERE_USER" \
         -https-listen "$LAB_VSPHERE_ADDR:$LAB_VSPHERE_HTTPS_PORT" -cert-out "$LAB_VSPHERE_CERT" \
         -state-file "$LAB_VSPHERE_ESTATE" -datastore-dir "$LAB_VSPHERE_DIR/datastores" \
-        $LAB_VSPHERE_MODEL </dev/null >>"$LAB_VSPHERE_LOG" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+        $LAB_VSPHERE_MODEL $(vsphere_legacy_flags) </dev/null >>"$LAB_VSPHERE_LOG" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     pid=$!
     printf '%s\n' "$pid" >"$LAB_VSPHERE_PIDFILE"
     printf '%s\n' "$args" >"$LAB_VSPHERE_DIR/run.args"
@@ -213,4 +222,10 @@ vsphere_env() {
     printf '%sLAB_VSPHERE_HTTPS_PORT=%s\n' "$prefix" "$(shell_quote "$LAB_VSPHERE_HTTPS_PORT")"
     printf '%sLAB_VSPHERE_CA_FILE=%s\n' "$prefix" "$(shell_quote "$LAB_VSPHERE_CERT")"
     printf '%sLAB_VSPHERE_BIN=%s\n' "$prefix" "$(shell_quote "$LAB_VSPHERE_BIN")"
+    # The legacy VMs os-onboard adopts (make demo), all powered on when the lab is made.
+    local n names=''
+    for ((n = 1; n <= LAB_VSPHERE_LEGACY; n++)); do
+        names+=${names:+ }$(printf 'legacy-vc-%02d' "$n")
+    done
+    printf '%sLAB_VSPHERE_LEGACY_VMS=%s\n' "$prefix" "$(shell_quote "$names")"
 }

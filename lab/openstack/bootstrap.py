@@ -181,11 +181,20 @@ def vcenter() -> None:
             provider_physical_network=E["LAB_OS_VC_PHYSNET"],
             description="the lab vCenter's network (ports bound as dvs on the VMware computes)")
     sub_name = f"{net_name}-v4"
-    if conn.network.find_subnet(sub_name, network_id=net.id) is None:
-        cidr = E["LAB_OS_VC_CIDR"]
-        log(f"subnet {sub_name} ({cidr}, no DHCP: nothing serves it)")
+    cidr = E["LAB_OS_VC_CIDR"]
+    # Nova's servers get .2-.199; .200 and up are the legacy VMs' static addresses
+    # (lab/vsphere/legacy.go), as an estate's own addresses sit outside OpenStack's pool.
+    prefix = cidr.rsplit(".", 1)[0]
+    pools = [{"start": f"{prefix}.2", "end": f"{prefix}.199"}]
+    subnet = conn.network.find_subnet(sub_name, network_id=net.id)
+    if subnet is None:
+        log(f"subnet {sub_name} ({cidr}, pool {pools[0]['start']}-{pools[0]['end']}, no DHCP: "
+            "nothing serves it)")
         conn.network.create_subnet(name=sub_name, network_id=net.id, ip_version=4, cidr=cidr,
-                                   is_dhcp_enabled=False)
+                                   is_dhcp_enabled=False, allocation_pools=pools)
+    elif subnet.allocation_pools != pools:
+        log(f"subnet {sub_name}: allocation pool {pools[0]['start']}-{pools[0]['end']}")
+        conn.network.update_subnet(subnet, allocation_pools=pools)
 
     image_name = E["LAB_OS_VC_IMAGE"]
     props = {"vmware_disktype": "streamOptimized", "vmware_adaptertype": "lsiLogic",

@@ -99,6 +99,8 @@ func main() {
 	installExtensionManager()
 	installDatastoreBrowsers()
 	installVMDKVolumes()
+	installRelocations()
+	installBootTimes()
 	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*user, password)}
 	if *useTLS {
 		model.Service.TLS = new(tls.Config)
@@ -133,6 +135,9 @@ func main() {
 		log.Fatal(err)
 	}
 	if err := startEstate(ctx, client); err != nil { // estate.go: -datastore-dir, -state-file
+		log.Fatal(err)
+	}
+	if err := ensureLegacyVMs(ctx, client); err != nil { // legacy.go: -legacy-vms
 		log.Fatal(err)
 	}
 	_ = client.Logout(ctx)
