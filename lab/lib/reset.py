@@ -13,7 +13,10 @@ something is to be cleaned. It prints one line per thing it cleaned, as
 2. os-onboard's orphans (ports, volume records, allocations of servers that
    are gone) are removed as ``os-onboard cleanup --older-than 0`` does: the
    lab runs no apply while it is reset.
-3. Compute services a benchmark left (``bench/adopt``'s fake-driver
+3. The vCenter simulator's legacy VMs (``--vsphere-legacy``), released in 1,
+   powered on and moved back to their home cluster if a test or a person left
+   them off or elsewhere (a relocation, as vMotion: the VM keeps running).
+4. Compute services a benchmark left (``bench/adopt``'s fake-driver
    nova-compute, disabled with reason ``os-onboard bench...``) are deleted
    with their resource provider once they are down; one that is up (a
    benchmark running now) is kept and named.
@@ -102,11 +105,62 @@ def release(args, servers: dict[str, dict], bench_hosts: set[str]) -> tuple[bool
     return bool(mine), ok
 
 
+def reset_vsphere(args, uri: str) -> bool:
+    """Legacy VMs of the simulator powered on in their home clusters (after the releases:
+    no Nova record follows them). Their home: legacy.go spreads them over the clusters."""
+    from urllib.parse import urlsplit
+
+    from pyVim.connect import Disconnect, SmartConnect
+    from pyVim.task import WaitForTask
+    from pyVmomi import vim
+
+    parts = urlsplit(uri)
+    si = SmartConnect(host=parts.hostname, port=parts.port, user=parts.username,
+                      pwd=os.environ["VSPHERE_PASSWORD"], protocol="http")
+    ok = True
+    try:
+        content = si.content
+
+        def every(kind):
+            view = content.viewManager.CreateContainerView(content.rootFolder, [kind], True)
+            try:
+                return {o.name: o for o in view.view}
+            finally:
+                view.Destroy()
+
+        vms, clusters = every(vim.VirtualMachine), every(vim.ClusterComputeResource)
+        homes = args.vsphere_clusters.split()
+        for n, name in enumerate(args.vsphere_legacy):
+            vm, home = vms.get(name), clusters.get(homes[n % len(homes)])
+            if vm is None or home is None:
+                say("failed", f"vSphere legacy VM {name} or its cluster is missing "
+                              "(lab/lab down --purge, then up, makes them again)")
+                ok = False
+                continue
+            where = vm.runtime.host.parent
+            if where != home:
+                WaitForTask(vm.RelocateVM_Task(vim.vm.RelocateSpec(
+                    host=home.host[0], pool=home.resourcePool)))
+                say("cleaned", f"{name}: was in cluster {where.name}; relocated back to "
+                               f"{home.name}")
+            if vm.runtime.powerState != "poweredOn":
+                state = vm.runtime.powerState
+                WaitForTask(vm.PowerOnVM_Task())
+                say("cleaned", f"{name}: was {state}; powered it on")
+    finally:
+        Disconnect(si)
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lab-uri", action="append", default=[],
                         help="a lab libvirt host URI (repeat)")
     parser.add_argument("--guest", action="append", default=[], help="a lab guest name")
+    parser.add_argument("--vsphere-legacy", action="append", default=[],
+                        help="a legacy VM of the vCenter simulator (repeat; in order)")
+    parser.add_argument("--vsphere-clusters", default="",
+                        help="the simulator's clusters the legacy VMs are spread over")
     parser.add_argument("--nova-host", required=True, help="host A's nova-compute host")
     parser.add_argument("--onboard", required=True, help="the os-onboard command")
     parser.add_argument("--servers-out", required=True, metavar="FILE",
@@ -134,6 +188,9 @@ def main() -> int:
         else:
             say("failed", f"orphan {orphan.line}: {orphan.error}")
             ok = False
+    vsphere = [u for u in args.lab_uri if u.startswith("vsphere://")]
+    if vsphere and args.vsphere_legacy:
+        ok = reset_vsphere(args, vsphere[0]) and ok
     for service in down:
         conn.compute.delete_service(service)
         providers = conn.placement.get("/resource_providers", params={"name": service.host},

@@ -63,6 +63,14 @@ reset_openstack() {
     # every URI a marker may name for hosts A and B
     args+=(--lab-uri "$LAB_HOST_A_URI" --lab-uri "$LAB_HOST_A_TCP_URI"
         --lab-uri "$LAB_HOST_B_URI" --lab-uri "$LAB_HOST_B_RO_URI" --lab-uri "$LAB_HOST_B_TCP_URI")
+    # the vCenter simulator: its adopted VMs released too, then its legacy VMs
+    # powered on in their home clusters (legacy-vc-NN: the NNth of LAB_VC_CLUSTERS, in turn)
+    if daemon_pid "$LAB_VSPHERE_PIDFILE" vcsim-lab >/dev/null; then
+        args+=(--lab-uri "$(vsphere_uri)" --vsphere-clusters "${LAB_VC_CLUSTERS:-DC0_C0 DC0_C1}")
+        for ((guest = 1; guest <= LAB_VSPHERE_LEGACY; guest++)); do
+            args+=(--vsphere-legacy "$(printf 'legacy-vc-%02d' "$guest")")
+        done
+    fi
     while IFS= read -r line; do
         case $line in
         cleaned:*) reset_say "${line#cleaned: }" ;;
