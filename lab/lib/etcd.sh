@@ -123,6 +123,12 @@ auth_strategy = keystone
 [coordination]
 backend_url = etcd3+$(etcd_url)
 
+[openstack]
+cloud = lab-admin
+nova_python = $LAB_OS_VENV/bin/python
+nova_config = $LAB_OS_ETC/nova/nova.conf
+instances_path = $LAB_OS_DATA/nova/instances
+
 [keystone_authtoken]
 www_authenticate_uri = http://127.0.0.1:5000
 auth_url = http://127.0.0.1:5000

@@ -17,10 +17,12 @@ from typing import Any
 
 import webob
 import webob.exc
+from pydantic import ValidationError
 
 from os_onboard import __version__
 from os_onboard.exceptions import StateStoreError
 from os_onboard.inventory.models import Inventory
+from os_onboard.mapping.model import Mapping
 from os_onboard.serve.routes import Route, openapi
 from os_onboard.serve.web import body_json, next_link, page_args
 from os_onboard.state import StateStore
@@ -28,6 +30,7 @@ from os_onboard.state.audit import AuditLog
 from os_onboard.state.drift_queue import DriftQueue
 from os_onboard.state.hosts import HostRegistry, ManagedHost
 from os_onboard.state.jobs import JobStore
+from os_onboard.state.journal import Journal
 
 
 @dataclass
@@ -196,10 +199,61 @@ def start_discovery(svc: Service, req: webob.Request) -> Result:
     hosts = ([_host_or_404(svc, h) for h in named] if named else svc.hosts.list())
     if not hosts:
         raise webob.exc.HTTPConflict("no registered host to discover: POST /v1/hosts first")
-    job = svc.jobs.create("discover", {"hosts": [h.uri for h in hosts]},
-                          created_by=req.environ.get("HTTP_X_USER_NAME", ""))
+    return _accepted(req, svc.jobs.create("discover", {"hosts": [h.uri for h in hosts]},
+                                          created_by=req.environ.get("HTTP_X_USER_NAME", "")))
+
+
+def _accepted(req: webob.Request, job: Any) -> Result:
     return 202, {"job": job.as_dict(), "links": [{"rel": "self",
                                                   "href": f"{req.host_url}/v1/jobs/{job.id}"}]}
+
+
+def start_plan(svc: Service, req: webob.Request) -> Result:
+    """A plan job: the mapping document, a snapshot (default newest), VMs (default all)."""
+    body = body_json(req)
+    if not isinstance(body.get("mapping"), dict):
+        raise webob.exc.HTTPBadRequest("'mapping' (the mapping document, an object) is "
+                                       "required")
+    try:
+        Mapping.model_validate(body["mapping"])
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}"
+                             for e in exc.errors())
+        raise webob.exc.HTTPBadRequest(f"the mapping is invalid: {problems}") from None
+    snapshot = body.get("snapshot")
+    vms = body.get("vms") or []
+    if snapshot is not None and not isinstance(snapshot, int):
+        raise webob.exc.HTTPBadRequest("'snapshot' is a snapshot id")
+    if not isinstance(vms, list) or not all(isinstance(v, str) for v in vms):
+        raise webob.exc.HTTPBadRequest("'vms' is a list of VM names or UUIDs")
+    _snapshot(svc, "latest" if snapshot is None else str(snapshot))  # 404 before queuing
+    return _accepted(req, svc.jobs.create(
+        "plan", {"mapping": body["mapping"], "snapshot": snapshot, "vms": vms},
+        created_by=req.environ.get("HTTP_X_USER_NAME", "")))
+
+
+def show_plan(svc: Service, req: webob.Request, plan: str) -> Result:
+    """A saved plan: each VM's steps (what would be written) and blocked reasons."""
+    if not plan.isdigit():
+        raise webob.exc.HTTPNotFound(f"no plan {plan!r}")
+    try:
+        plan_id, doc = Journal(svc.store).load_plan(int(plan))
+    except StateStoreError as exc:
+        if "has no" in str(exc):
+            raise webob.exc.HTTPNotFound(str(exc)) from None
+        raise
+    return 200, {"id": plan_id, "counts": doc.counts(), "plan": doc.model_dump(mode="json")}
+
+
+def start_apply(svc: Service, req: webob.Request) -> Result:
+    """An apply job of a saved plan (journaled: resumable; one at a time per plan)."""
+    body = body_json(req)
+    plan, parallel = body.get("plan"), body.get("parallel", 4)
+    if not isinstance(plan, int) or not isinstance(parallel, int) or not 1 <= parallel <= 64:
+        raise webob.exc.HTTPBadRequest("'plan' (a plan id) is required; 'parallel' is 1..64")
+    show_plan(svc, req, str(plan))  # 404 before queuing
+    return _accepted(req, svc.jobs.create("apply", {"plan": plan, "parallel": parallel},
+                                          created_by=req.environ.get("HTTP_X_USER_NAME", "")))
 
 
 def list_jobs(svc: Service, req: webob.Request) -> Result:
@@ -272,6 +326,19 @@ ROUTES: list[Route] = [
        "start a discovery job over registered hosts", status=202,
        request={"type": "object", "properties": {
            "hosts": {"type": "array", "items": {"type": "string"}}}},
+       response={"type": "object", "properties": {"job": _JOB}}),
+    _r("POST", "/v1/plans", start_plan, "os_onboard:plans:create",
+       "start a plan job (mapping document, snapshot, VMs); nothing is written",
+       status=202, request={"type": "object", "required": ["mapping"], "properties": {
+           "mapping": {"type": "object"}, "snapshot": {"type": "integer"},
+           "vms": {"type": "array", "items": {"type": "string"}}}},
+       response={"type": "object", "properties": {"job": _JOB}}),
+    _r("GET", "/v1/plans/{plan}", show_plan, "os_onboard:plans:get",
+       "a saved plan: per-VM steps and blocked reasons"),
+    _r("POST", "/v1/applies", start_apply, "os_onboard:applies:create",
+       "start an apply job of a saved plan", status=202,
+       request={"type": "object", "required": ["plan"], "properties": {
+           "plan": {"type": "integer"}, "parallel": {"type": "integer"}}},
        response={"type": "object", "properties": {"job": _JOB}}),
     _r("GET", "/v1/jobs", list_jobs, "os_onboard:jobs:list", "list jobs, newest first",
        response=_list_of("jobs", _JOB), query=("state", "limit", "marker")),

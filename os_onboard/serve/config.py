@@ -10,6 +10,10 @@
     [coordination]
     backend_url = etcd3+http://127.0.0.1:2379
     member_id = host-1                # default: host name and pid
+    [openstack]                       # plan and apply jobs
+    cloud = lab-admin                 # clouds.yaml
+    nova_python = /opt/nova/bin/python
+    nova_config = /etc/nova/nova.conf
     [keystone_authtoken]              # keystonemiddleware's own options
     ...
     [oslo_policy]                     # oslo.policy's own options
@@ -52,6 +56,18 @@ COORD_OPTS = [
                help="seconds after which a silent member is gone (etcd lease)"),
 ]
 
+OPENSTACK_OPTS = [
+    cfg.StrOpt("cloud", default="", help="clouds.yaml cloud the service plans and applies "
+                                        "with ('' = $OS_CLOUD)"),
+    cfg.StrOpt("nova_python", default="", help="Python of Nova's environment (the "
+                                              "Nova-side helper of apply)"),
+    cfg.ListOpt("nova_config", default=[], help="Nova configuration files"),
+    cfg.StrOpt("instances_path", default="", help="nova-compute's instances_path on the "
+                                                 "hosts"),
+    cfg.ListOpt("libvirt_config_dirs", default=[],
+                help="the hosts' libvirt config dirs (rename map of the migrate hook)"),
+]
+
 
 def new_conf(config_files: list[str] | None = None, overrides: dict[str, Any] | None = None
              ) -> cfg.ConfigOpts:
@@ -60,6 +76,7 @@ def new_conf(config_files: list[str] | None = None, overrides: dict[str, Any] | 
     conf.register_opts(DEFAULT_OPTS)
     conf.register_opts(API_OPTS, group="api")
     conf.register_opts(COORD_OPTS, group="coordination")
+    conf.register_opts(OPENSTACK_OPTS, group="openstack")
     conf(args=[], project="os-onboard", default_config_files=config_files or [],
          default_config_dirs=[], validate_default_values=True)
     for key, value in (overrides or {}).items():
@@ -74,4 +91,5 @@ def member_id(conf: cfg.ConfigOpts) -> str:
 
 def list_opts() -> list[tuple[str | None, list[Any]]]:
     """For oslo-config-generator."""
-    return [(None, DEFAULT_OPTS), ("api", API_OPTS), ("coordination", COORD_OPTS)]
+    return [(None, DEFAULT_OPTS), ("api", API_OPTS), ("coordination", COORD_OPTS),
+            ("openstack", OPENSTACK_OPTS)]

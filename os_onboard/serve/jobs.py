@@ -91,8 +91,9 @@ def run_discover(store: StateStore, ctx: JobContext, options: RunOptions | None 
                                 "problems": len(inventory.problems)}
 
 
-KINDS: dict[str, Callable[[StateStore, JobContext],
-                          tuple[JobState | None, dict[str, Any]]]] = {
+#: what runs a job of a kind: (store, context) -> (final state or None, result)
+Kind = Callable[[StateStore, JobContext], tuple[JobState | None, dict[str, Any]]]
+KINDS: dict[str, Kind] = {
     "discover": run_discover,
 }
 
@@ -101,8 +102,10 @@ class JobRunner:
     """Claims and runs jobs on background threads until :meth:`stop`."""
 
     def __init__(self, store: StateStore, owner: str, workers: int = 2,
-                 stale_after: float = 20.0, poll: float = 0.5) -> None:
+                 stale_after: float = 20.0, poll: float = 0.5,
+                 kinds: dict[str, Kind] | None = None) -> None:
         self.store, self.owner = store, owner
+        self.kinds = kinds if kinds is not None else dict(KINDS)
         self.jobs = JobStore(store)
         self.stale_after, self.poll = stale_after, poll
         self._slots = threading.Semaphore(workers)
@@ -146,7 +149,7 @@ class JobRunner:
         LOG.info("job %s (%s) started, attempt %d", job.id, job.kind, job.attempts)
         state: JobState | None
         try:
-            kind = KINDS.get(job.kind)
+            kind = self.kinds.get(job.kind)
             if kind is None:
                 state, result, error = JobState.FAILED, {}, f"unknown job kind {job.kind!r}"
             else:

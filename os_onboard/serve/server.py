@@ -16,10 +16,11 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from os_onboard.exceptions import ConfigError
+from os_onboard.serve.adoption import AdoptionSettings, run_apply, run_plan
 from os_onboard.serve.api import Service
 from os_onboard.serve.app import make_app
 from os_onboard.serve.config import member_id
-from os_onboard.serve.jobs import JobRunner
+from os_onboard.serve.jobs import KINDS, JobRunner, Kind
 from os_onboard.serve.web import RequestIdFilter
 from os_onboard.state import StateStore
 
@@ -74,10 +75,13 @@ class Server(BaseApplication):  # type: ignore[misc]
         member = member_id(self.conf)
         store = StateStore(self.conf.state_url or None)
         svc = Service(store, max_limit=self.conf.api.max_limit)
-        started = [JobRunner(store, member, self.conf.api.job_workers,
-                             self.conf.api.job_stale_after).start()]
+        started = []
         if self.background is not None:
             started += self.background(svc, self.conf, member)
+        locks = [t.lock for t in started if hasattr(t, "lock")]
+        kinds = job_kinds(self.conf, locks[0] if locks else None)
+        started.insert(0, JobRunner(store, member, self.conf.api.job_workers,
+                                    self.conf.api.job_stale_after, kinds=kinds).start())
         _BACKGROUND[:] = started
         LOG.info("serving on %s as %s (state store %s)", self.bind, member,
                  store.url.split("@")[-1])
@@ -85,6 +89,25 @@ class Server(BaseApplication):  # type: ignore[misc]
 
 
 _BACKGROUND: list[Any] = []
+
+
+def job_kinds(conf: Any, lock: Any = None) -> dict[str, Kind]:
+    """discover, and plan/apply with the [openstack] settings."""
+    import os
+
+    def cloud() -> Any:
+        from os_onboard.cloud.openstack import OpenStackCloud
+        return OpenStackCloud(conf.openstack.cloud or os.environ.get("OS_CLOUD"))
+
+    settings = AdoptionSettings(
+        cloud=cloud, nova_python=conf.openstack.nova_python or None,
+        nova_config=list(conf.openstack.nova_config),
+        host_options={"instances_path": conf.openstack.instances_path or None,
+                      "libvirt_config_dirs": list(conf.openstack.libvirt_config_dirs)},
+        lock=lock)
+    return {**KINDS,
+            "plan": lambda store, ctx: run_plan(store, ctx, settings),
+            "apply": lambda store, ctx: run_apply(store, ctx, settings)}
 
 
 def _stop_background(_server: Any, _worker: Any) -> None:

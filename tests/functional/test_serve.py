@@ -162,3 +162,48 @@ def test_register_lab_host_and_discover_it(replica, tokens, lab):
         assert len(running["vms"]) == 1 and "next" in running
     finally:
         _unregister(replica.url, admin, uri)
+
+
+def test_a_plan_job_on_the_lab(replica, tokens, lab):
+    """Discovery job of host A, then a plan job for lab-vm1 with the lab's mapping
+    (planning reads OpenStack and writes nothing); the plan shows its steps or why
+    it is blocked (another test may have adopted lab-vm1 already)."""
+    import yaml
+
+    from tests.functional.lab import REPO
+
+    uri, admin = lab["LAB_HOST_A_URI"], tokens["admin"]
+    _unregister(replica.url, admin, uri)
+    status, _, body = http("POST", f"{replica.url}/v1/hosts", admin,
+                           {"uri": uri, "name": f"lab-a-{uuid.uuid4().hex[:6]}"})
+    assert status == 201, body
+    try:
+        job = _finish(replica, admin, http("POST", f"{replica.url}/v1/discoveries", admin,
+                                           {"hosts": [uri]}))
+        assert job["state"] == "succeeded", job
+        mapping = yaml.safe_load((REPO / "lab" / "mapping.yaml").read_text())
+        status, _, body = http("POST", f"{replica.url}/v1/plans", tokens["member"],
+                               {"mapping": mapping})
+        assert status == 403
+        started = time.monotonic()
+        job = _finish(replica, admin, http("POST", f"{replica.url}/v1/plans", admin, {
+            "mapping": mapping, "snapshot": job["result"]["snapshot"], "vms": ["lab-vm1"]}))
+        assert job["state"] == "succeeded", job
+        status, _, plan = http("GET", f"{replica.url}/v1/plans/{job['result']['plan']}",
+                               tokens["member"])
+        [vm] = plan["plan"]["vms"]
+        print(f"\nplan job: plan {plan['id']} in {time.monotonic() - started:.1f} s, "
+              f"counts {plan['counts']}")
+        assert vm["name"] == "lab-vm1" and (vm["steps"] or vm["blocked"])
+    finally:
+        _unregister(replica.url, admin, uri)
+
+
+def _finish(replica, tok, answer, timeout=120):
+    status, headers, body = answer
+    assert status == 202, body
+    started, job = time.monotonic(), body["job"]
+    while job["state"] in ("queued", "running") and time.monotonic() - started < timeout:
+        time.sleep(0.3)
+        job = http("GET", headers["Location"], tok)[2]["job"]
+    return job

@@ -1,0 +1,103 @@
+"""Plan and apply as jobs of the API, against the shipped fake cloud (the apply
+harness of tests/unit/apply/test_runner.py: helpers and the re-read faked)."""
+
+import time
+
+import pytest
+
+from os_onboard.serve.adoption import AdoptionSettings, run_apply, run_plan
+from os_onboard.serve.api import Service
+from os_onboard.serve.app import make_app
+from os_onboard.serve.config import new_conf
+from os_onboard.serve.jobs import KINDS, JobRunner
+from os_onboard.state import StateStore
+from tests.unit.apply.test_runner import MAC1, MAPPING, UUID1, World, inventory, vm1
+from tests.unit.serve.test_api import ADMIN, MEMBER, call
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    return World(tmp_path, monkeypatch)
+
+
+def _runner(store, world, tmp_path, lock=None):
+    settings = AdoptionSettings(
+        cloud=lambda: world.cloud, nova_python="nova-python", nova_config=["nova.conf"],
+        host_options={"instances_path": str(tmp_path / "instances"),
+                      "libvirt_config_dirs": [str(tmp_path / "libvirt")]}, lock=lock)
+    kinds = {**KINDS, "plan": lambda s, c: run_plan(s, c, settings),
+             "apply": lambda s, c: run_apply(s, c, settings)}
+    return JobRunner(store, "r1", poll=0.05, kinds=kinds).start()
+
+
+def _done(app, resp, body, timeout=30):
+    assert resp.status_int == 202, body
+    path = resp.headers["Location"].removeprefix("http://localhost")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = call(app, "GET", path, MEMBER)[1]["job"]
+        if job["state"] not in ("queued", "running"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(job)
+
+
+def test_plan_then_apply_through_the_api(world, tmp_path):
+    store = StateStore(f"sqlite:///{tmp_path}/s.db")  # the world's journal store
+    world.planned = inventory(vm1())
+    snapshot = store.save_snapshot(world.planned)
+    app = make_app(Service(store), new_conf(overrides={"api.auth_strategy": "noauth"}))
+    runner = _runner(store, world, tmp_path)
+    try:
+        mapping = MAPPING.model_dump(mode="json")
+        resp, body = call(app, "POST", "/v1/plans", MEMBER, {"mapping": mapping})
+        assert resp.status_int == 403
+        resp, body = call(app, "POST", "/v1/plans", ADMIN, {"mapping": {"owners": "x"}})
+        assert resp.status_int == 400 and "owners" in body["error"]["message"]
+        job = _done(app, *call(app, "POST", "/v1/plans", ADMIN, {"mapping": mapping}))
+        assert job["state"] == "succeeded", job
+        assert job["result"]["snapshot"] == snapshot
+        plan_id = job["result"]["plan"]
+        resp, plan = call(app, "GET", f"/v1/plans/{plan_id}", MEMBER)
+        [vm] = plan["plan"]["vms"]
+        assert vm["name"] == "lab-vm1" and vm["steps"] and not vm.get("blocked")
+        assert world.ports_of(MAC1) == []  # planning wrote nothing
+
+        assert call(app, "POST", "/v1/applies", ADMIN, {"plan": 999})[0].status_int == 404
+        job = _done(app, *call(app, "POST", "/v1/applies", ADMIN, {"plan": plan_id}))
+        assert job["state"] == "succeeded", job
+        [outcome] = job["result"]["vms"]
+        assert (outcome["name"], outcome["status"]) == ("lab-vm1", "adopted")
+        steps = len(plan["plan"]["vms"][0]["steps"])
+        assert job["progress"]["vms"] == {"lab-vm1": f"{steps}/{steps} steps"}
+        [port] = world.ports_of(MAC1)
+        assert port["device_id"] == UUID1
+        # applying again is a no-op for what is done (journaled)
+        again = _done(app, *call(app, "POST", "/v1/applies", ADMIN, {"plan": plan_id}))
+        assert again["state"] == "succeeded" and len(world.ports_of(MAC1)) == 1
+    finally:
+        runner.stop()
+
+
+def test_an_apply_whose_lock_is_held_elsewhere_fails_and_writes_nothing(world, tmp_path):
+    from contextlib import contextmanager
+
+    store = StateStore(f"sqlite:///{tmp_path}/s.db")
+    world.planned = inventory(vm1())
+    store.save_snapshot(world.planned)
+    plan_id, _ = world.plan(vm1())
+    taken = []
+
+    @contextmanager
+    def held_elsewhere(name):
+        taken.append(name)
+        yield False
+
+    app = make_app(Service(store), new_conf(overrides={"api.auth_strategy": "noauth"}))
+    runner = _runner(store, world, tmp_path, lock=held_elsewhere)
+    try:
+        job = _done(app, *call(app, "POST", "/v1/applies", ADMIN, {"plan": plan_id}))
+    finally:
+        runner.stop()
+    assert job["state"] == "failed" and "another replica" in job["error"]
+    assert taken == [f"apply/plan-{plan_id}"] and world.ports_of(MAC1) == []
