@@ -41,6 +41,7 @@ from child import run_child  # bench/discovery is sys.path[0] when run as a scri
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET_VMS, TARGET_WALL_S, TARGET_RATIO = 10_000, 15.0, 10.0
+ISSUE18_WALL_S, ISSUE18_RSS_MIB = 5.0, 300.0  # issue 18's targets for 10,000 VMs
 USER = "bench"
 
 
@@ -87,6 +88,11 @@ class Simulator:
                 return int(line.split()[1]) / 1024
         return 0.0
 
+    def cpu_s(self) -> float:
+        """The simulator's CPU time so far (utime + stime)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self.proc.terminate()
         try:
@@ -103,10 +109,11 @@ class Simulator:
 def mode_ours(uri: str) -> dict:
     from os_onboard.drivers.vsphere.driver import VsphereInventory
 
-    started = time.monotonic()
+    started, cpu0 = time.monotonic(), time.process_time()
     host = VsphereInventory(uri).discover()
     wall = time.monotonic() - started
     return {"vms": len(host.vms), "wall_s": wall, "problems": len(host.problems),
+            "cpu_s": time.process_time() - cpu0,
             "disks": sum(len(v.disks) for v in host.vms),
             "nics": sum(len(v.nics) for v in host.vms)}
 
@@ -164,6 +171,9 @@ def main() -> int:
     parser.add_argument("--naive-sample", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3, help="runs of our mode (best is kept)")
     parser.add_argument("--quick", action="store_true", help="25 x 40 VMs, 200 naive, 1 run")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="one more run of ours under py-spy (pip install py-spy), "
+                             "folded stacks written to FILE")
     parser.add_argument("--run-mode", choices=["ours", "naive", "naive-cached"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--uri", help=argparse.SUPPRESS)
@@ -184,7 +194,17 @@ def main() -> int:
     try:
         log(f"simulator: model created in {sim.create_s:.1f} s, RSS {sim.rss_mib():.0f} MiB, "
             f"{sim.uri}")
-        ours = [run_mode("ours", sim, args.naive_sample, 600) for _ in range(args.repeat)]
+        ours = []
+        for _ in range(args.repeat):
+            sim_cpu0 = sim.cpu_s()
+            ours.append(run_mode("ours", sim, args.naive_sample, 600))
+            ours[-1]["sim_cpu_s"] = sim.cpu_s() - sim_cpu0
+        if args.profile:
+            spy = Path(sys.executable).parent / "py-spy"
+            subprocess.run([str(spy), "record", "-r", "200", "-f", "raw", "-o", args.profile,
+                            "--", sys.executable, __file__, "--run-mode", "ours", "--uri",
+                            sim.uri], env={**os.environ, "VSPHERE_PASSWORD": sim.password},
+                           check=False, stdout=subprocess.DEVNULL)
         naive = run_mode("naive", sim, args.naive_sample, 900)
         cached = run_mode("naive-cached", sim, args.naive_sample, 900)
     finally:
@@ -198,7 +218,9 @@ def main() -> int:
             continue
         log(f"ours run {i}: {r['vms']:,} VMs ({r['disks']:,} disks, {r['nics']:,} NICs) in "
             f"{r['wall_s']:.2f} s = {r['vms'] / r['wall_s']:,.0f} VMs/s, "
-            f"peak RSS {r['peak_rss_mib']:.0f} MiB, {r['problems']} problem(s)")
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB, {r['problems']} problem(s); CPU s: "
+            f"ours {r.get('cpu_s', 0):.2f} (discovery only), the simulator "
+            f"{r['sim_cpu_s']:.2f}")
         ok &= r["vms"] == total
     if "error" in naive:
         log(f"naive: ERROR {naive['error']}")
@@ -229,6 +251,16 @@ def main() -> int:
         f"{wall_for_target:.1f} s{scaled} -> {verdict}")
     log(f"  target >= {TARGET_RATIO:g}x naive: {ratio:.1f}x -> "
         f"{'PASS' if ratio >= TARGET_RATIO else 'MISS'}")
+    same = (f"best of {len(good)}, {best['vms']:,} VMs{scaled}; ours {best['cpu_s']:.2f} CPU-s, "
+            f"the simulator {best['sim_cpu_s']:.2f} CPU-s on the same 2 cores; naive "
+            f"{naive_rate:,.1f} VMs/s in the same run")
+    for name, value, unit, op, target in (
+            ("vsphere.discovery.wall", wall_for_target, "s", "<=", ISSUE18_WALL_S),
+            ("vsphere.discovery.peak_rss", best["peak_rss_mib"], "MiB", "<=", ISSUE18_RSS_MIB),
+            ("vsphere.discovery.vs_naive", ratio, "x", ">=", TARGET_RATIO)):
+        passed = value <= target if op == "<=" else value >= target
+        log(f"RESULT {name} = {value:,.2f} {unit} (target {op} {target:g} {unit}; {same}) "
+            f"{'PASS' if passed else 'MISS'}")
     return 0 if ok else 1
 
 

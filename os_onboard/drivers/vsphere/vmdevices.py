@@ -19,18 +19,19 @@ from os_onboard.drivers.vsphere.properties import (
     PAGE83_PREFIXES,
     wsdl,
 )
+from os_onboard.drivers.vsphere.soapxml import declares
 from os_onboard.inventory.models import BackingFile, Caveat, Disk, Nic, Vm
 
 
 def add_devices(vm: Vm, devices: list[Any], luns: dict[str, Any], catalog: Catalog,
                 host: str | None) -> None:
     """Append ``devices`` to ``vm`` as disks, NICs and caveats (``luns``: its host's)."""
-    controllers = {d.key: d for d in devices if hasattr(d, "busNumber")}
+    controllers = {d.key: d for d in devices if declares(d, "busNumber")}
     for dev in devices:
         kind = wsdl(dev)
         if kind in ("VirtualDisk", "VirtualCdrom", "VirtualFloppy"):
             vm.disks.append(_disk(dev, kind, controllers, luns, catalog))
-        elif hasattr(dev, "macAddress"):
+        elif declares(dev, "macAddress"):
             vm.nics.append(_nic(dev, kind, catalog, host))
         elif CAVEATS.get(kind):
             caveat_kind, reason = CAVEATS[kind]
