@@ -5,9 +5,11 @@ A plan job builds the plan from a snapshot, a mapping document given in the
 request and OpenStack's state, and saves it in the journal (its id is the
 job's result; ``GET /v1/plans/{id}`` shows each VM's steps and blocked
 reasons). An apply job runs :class:`~os_onboard.apply.runner.Applier` on a
-saved plan under a lock - a tooz lock ``apply/plan-<id>`` when replicas
-coordinate (so a plan is never applied twice at once, whichever replicas
-are asked), else the store's file lock - writing per-VM progress. The apply
+saved plan under locks - tooz locks ``apply/plan-<id>`` and ``vm/<uuid>`` of
+each of its VMs when replicas coordinate (so a plan is never applied twice at
+once, nor a VM applied and released at once, whichever replicas are asked),
+else the store's file lock - writing per-VM progress. An unmanage job
+releases VMs under their ``vm/<uuid>`` locks. The apply
 is journaled step by step: a job resumed by another replica after a crash
 runs the Applier again, which skips what is done and finishes the rest.
 """
@@ -22,8 +24,10 @@ from typing import Any
 
 from os_onboard.apply.lock import apply_lock
 from os_onboard.apply.outcome import ApplyOptions
+from os_onboard.apply.release import unmanage
 from os_onboard.apply.runner import Applier
 from os_onboard.apply.steps import ApplyEnv
+from os_onboard.discovery.runner import discover_hosts
 from os_onboard.drivers.registry import available_drivers
 from os_onboard.exceptions import StateStoreError
 from os_onboard.mapping.model import Mapping
@@ -75,14 +79,21 @@ def run_plan(store: StateStore, ctx: JobContext, settings: AdoptionSettings
 
 
 @contextlib.contextmanager
-def _locked(store: StateStore, settings: AdoptionSettings, plan_id: int) -> Iterator[None]:
+def _locked(store: StateStore, settings: AdoptionSettings, names: list[str]) -> Iterator[None]:
+    """The tooz locks ``names`` (all or fail) when replicas coordinate, else the
+    store's file lock (one apply or unmanage at a time).
+
+    :raises StateStoreError: a lock is held by another replica.
+    """
     if settings.lock is None:
         with apply_lock(store.url):
             yield
         return
-    with settings.lock(f"apply/plan-{plan_id}") as taken:
-        if not taken:
-            raise StateStoreError(f"plan {plan_id} is being applied by another replica")
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            if not stack.enter_context(settings.lock(name)):
+                raise StateStoreError(f"{name} is held by another replica (an apply or "
+                                      "unmanage of it is running)")
         yield
 
 
@@ -116,7 +127,8 @@ def run_apply(store: StateStore, ctx: JobContext, settings: AdoptionSettings
         if not ctx.beat({"done": done, "total": total, "last": note, "vms": per_vm()}):
             lost.append(True)
 
-    with _locked(store, settings, plan_id):
+    locks = [f"apply/plan-{plan_id}", *(f"vm/{vm.uuid}" for vm in plan.vms)]
+    with _locked(store, settings, locks):
         outcomes = Applier(plan_id, plan, journal, env, options, progress).run()
     vms = [{"name": o.name, "uuid": o.uuid, "status": str(o.status), "steps": o.steps_done,
             "detail": o.detail} for o in outcomes]
@@ -124,3 +136,45 @@ def run_apply(store: StateStore, ctx: JobContext, settings: AdoptionSettings
         return None, {}  # another replica took the job over meanwhile: it reports, not us
     failed = [v for v in vms if v["status"] == "failed"]
     return (JobState.FAILED if failed else JobState.SUCCEEDED), {"plan": plan_id, "vms": vms}
+
+
+def run_unmanage(store: StateStore, ctx: JobContext, settings: AdoptionSettings
+                 ) -> tuple[JobState | None, dict[str, Any]]:
+    """Release VMs (names from the newest snapshot, or UUIDs), as ``os-onboard
+    unmanage`` does: each VM's host read once (read-only), its records removed,
+    the VM untouched. Idempotent, so a resumed job simply runs again."""
+    names: list[str] = ctx.job.params["vms"]
+    try:
+        _sid, inventory = store.load_snapshot()
+        known = {vm.name: (vm.uuid, h.host.uri) for h in inventory.hosts for vm in h.vms}
+        known.update({uuid: (uuid, uri) for uuid, uri in known.values()})
+    except StateStoreError:  # no snapshot: UUIDs only
+        known = {}
+    cloud = settings.cloud()
+    hypervisors = {h["node"]: h["service_host"] for h in cloud.hypervisors()}
+    targets = [known.get(name, (name, None)) for name in names]
+    now = discover_hosts(sorted({uri for _, uri in targets if uri}))
+    live = {vm.uuid: (h.host.hostname, vm, h.host.uri) for h in now.hosts for vm in h.vms}
+    hostnames = {h.host.uri: h.host.hostname for h in now.hosts}
+    status: dict[str, str] = {}
+    rows = []
+    with _locked(store, settings, [f"vm/{uuid}" for uuid, _ in targets]):
+        volumes = cloud.volumes()
+        for name, (uuid, uri) in zip(names, targets, strict=True):
+            hostname, vm, uri = live.get(uuid, (hostnames.get(uri or ""), None, uri))
+            host = ctx.job.params.get("host") or hypervisors.get(hostname or "")
+            result = unmanage(cloud, uuid, host=host, host_uri=uri,
+                              host_options=dict(settings.host_options),
+                              nova_python=settings.nova_python,
+                              nova_config=list(settings.nova_config), live_vm=vm,
+                              volumes=volumes)
+            if not result.error:
+                Journal(store).forget_vm(uuid)
+            status[name] = "failed" if result.error else "released"
+            rows.append({"name": name, "uuid": uuid, "status": status[name],
+                         "removed": result.removed, "kept": result.kept,
+                         "error": result.error})
+            if not ctx.beat({"done": len(rows), "total": len(names), "vms": status}):
+                return None, {}
+    failed = any(r["error"] for r in rows)
+    return (JobState.FAILED if failed else JobState.SUCCEEDED), {"vms": rows}

@@ -256,6 +256,26 @@ def start_apply(svc: Service, req: webob.Request) -> Result:
                                           created_by=req.environ.get("HTTP_X_USER_NAME", "")))
 
 
+def start_unmanage(svc: Service, req: webob.Request) -> Result:
+    """An unmanage job: release VMs from OpenStack, untouched (names or UUIDs)."""
+    body = body_json(req)
+    vms, host = body.get("vms"), body.get("host")
+    if not isinstance(vms, list) or not vms or not all(isinstance(v, str) for v in vms):
+        raise webob.exc.HTTPBadRequest("'vms' (a list of VM names or UUIDs) is required")
+    if host is not None and not isinstance(host, str):
+        raise webob.exc.HTTPBadRequest("'host' is a nova-compute host name")
+    return _accepted(req, svc.jobs.create("unmanage", {"vms": vms, "host": host},
+                                          created_by=req.environ.get("HTTP_X_USER_NAME", "")))
+
+
+def list_policies(svc: Service, req: webob.Request) -> Result:
+    """The API's policy rules: each route's rule and its default check."""
+    from os_onboard.serve.policy import rules
+
+    return 200, {"rules": [{"name": r.name, "default": r.check_str,
+                            "description": r.description} for r in rules(ROUTES)]}
+
+
 def list_jobs(svc: Service, req: webob.Request) -> Result:
     limit, marker = page_args(req, svc.max_limit)
     jobs = svc.jobs.list(limit, marker, req.GET.get("state") or None)
@@ -340,6 +360,13 @@ ROUTES: list[Route] = [
        request={"type": "object", "required": ["plan"], "properties": {
            "plan": {"type": "integer"}, "parallel": {"type": "integer"}}},
        response={"type": "object", "properties": {"job": _JOB}}),
+    _r("POST", "/v1/unmanages", start_unmanage, "os_onboard:unmanages:create",
+       "start an unmanage job (release VMs from OpenStack, untouched)", status=202,
+       request={"type": "object", "required": ["vms"], "properties": {
+           "vms": {"type": "array", "items": {"type": "string"}}, "host": {"type": "string"}}},
+       response={"type": "object", "properties": {"job": _JOB}}),
+    _r("GET", "/v1/policies", list_policies, "os_onboard:policies:list",
+       "the API's policy rules and their defaults"),
     _r("GET", "/v1/jobs", list_jobs, "os_onboard:jobs:list", "list jobs, newest first",
        response=_list_of("jobs", _JOB), query=("state", "limit", "marker")),
     _r("GET", "/v1/jobs/{job}", show_job, "os_onboard:jobs:get",

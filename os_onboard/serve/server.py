@@ -16,7 +16,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from os_onboard.exceptions import ConfigError
-from os_onboard.serve.adoption import AdoptionSettings, run_apply, run_plan
+from os_onboard.serve.adoption import AdoptionSettings, run_apply, run_plan, run_unmanage
 from os_onboard.serve.api import Service
 from os_onboard.serve.app import make_app
 from os_onboard.serve.config import member_id
@@ -107,7 +107,8 @@ def job_kinds(conf: Any, lock: Any = None) -> dict[str, Kind]:
         lock=lock)
     return {**KINDS,
             "plan": lambda store, ctx: run_plan(store, ctx, settings),
-            "apply": lambda store, ctx: run_apply(store, ctx, settings)}
+            "apply": lambda store, ctx: run_apply(store, ctx, settings),
+            "unmanage": lambda store, ctx: run_unmanage(store, ctx, settings)}
 
 
 def _stop_background(_server: Any, _worker: Any) -> None:

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from os_onboard.serve.adoption import AdoptionSettings, run_apply, run_plan
+from os_onboard.serve import adoption
+from os_onboard.serve.adoption import AdoptionSettings, run_apply, run_plan, run_unmanage
 from os_onboard.serve.api import Service
 from os_onboard.serve.app import make_app
 from os_onboard.serve.config import new_conf
@@ -26,7 +27,8 @@ def _runner(store, world, tmp_path, lock=None):
         host_options={"instances_path": str(tmp_path / "instances"),
                       "libvirt_config_dirs": [str(tmp_path / "libvirt")]}, lock=lock)
     kinds = {**KINDS, "plan": lambda s, c: run_plan(s, c, settings),
-             "apply": lambda s, c: run_apply(s, c, settings)}
+             "apply": lambda s, c: run_apply(s, c, settings),
+             "unmanage": lambda s, c: run_unmanage(s, c, settings)}
     return JobRunner(store, "r1", poll=0.05, kinds=kinds).start()
 
 
@@ -42,7 +44,7 @@ def _done(app, resp, body, timeout=30):
     raise AssertionError(job)
 
 
-def test_plan_then_apply_through_the_api(world, tmp_path):
+def test_plan_apply_unmanage_through_the_api(world, tmp_path, monkeypatch):
     store = StateStore(f"sqlite:///{tmp_path}/s.db")  # the world's journal store
     world.planned = inventory(vm1())
     snapshot = store.save_snapshot(world.planned)
@@ -75,6 +77,15 @@ def test_plan_then_apply_through_the_api(world, tmp_path):
         # applying again is a no-op for what is done (journaled)
         again = _done(app, *call(app, "POST", "/v1/applies", ADMIN, {"plan": plan_id}))
         assert again["state"] == "succeeded" and len(world.ports_of(MAC1)) == 1
+
+        monkeypatch.setattr(adoption, "discover_hosts", lambda uris: world.planned)
+        assert call(app, "POST", "/v1/unmanages", MEMBER, {"vms": ["lab-vm1"]})[
+            0].status_int == 403
+        job = _done(app, *call(app, "POST", "/v1/unmanages", ADMIN, {"vms": ["lab-vm1"]}))
+        assert job["state"] == "succeeded", job
+        assert job["progress"]["vms"] == {"lab-vm1": "released"}
+        assert job["result"]["vms"][0]["uuid"] == UUID1 and not job["result"]["vms"][0]["error"]
+        assert world.ports_of(MAC1) == [] and not world.cloud.servers_
     finally:
         runner.stop()
 
@@ -101,3 +112,13 @@ def test_an_apply_whose_lock_is_held_elsewhere_fails_and_writes_nothing(world, t
         runner.stop()
     assert job["state"] == "failed" and "another replica" in job["error"]
     assert taken == [f"apply/plan-{plan_id}"] and world.ports_of(MAC1) == []
+
+
+def test_policies_are_listed(tmp_path):
+    app = make_app(Service(StateStore(f"sqlite:///{tmp_path}/s.db")),
+                   new_conf(overrides={"api.auth_strategy": "noauth"}))
+    _, body = call(app, "GET", "/v1/policies", MEMBER)
+    rules = {r["name"]: r["default"] for r in body["rules"]}
+    assert rules["os_onboard:hosts:create"] == "rule:os_onboard:admin"
+    assert rules["os_onboard:hosts:list"] == "rule:os_onboard:reader"
+    assert rules["os_onboard:reader"] == "role:reader or role:admin"
