@@ -40,6 +40,12 @@ class Serve(Command):
         background = None
         if conf.coordination.backend_url:
             from os_onboard.coordination.service import start_coordination
-            background = start_coordination
+            from os_onboard.serve.server import watcher_for
+
+            def background(svc: Any, conf: Any, member: str) -> list[Any]:
+                return start_coordination(svc, conf, member, watcher_for(svc, conf))
+        elif conf.watch.enabled:
+            raise ConfigError("[watch] enabled needs [coordination] backend_url (the share "
+                              "of the hosts to watch)")
         Server(conf, parsed_args.bind or conf.api.bind, background).run()
         return 0

@@ -54,9 +54,15 @@ class Membership:
 
     def __init__(self, url: str, member: str, group: str, registry: HostRegistry,
                  heartbeat: float = 2.0, lease_ttl: int = 10,
-                 on_change: Callable[[list[str], list[str]], None] | None = None) -> None:
+                 on_change: Callable[[list[str], list[str]], None] | None = None,
+                 report: Callable[[], dict[str, Any]] | None = None) -> None:
+        """:param on_change: called with (gained, lost) hosts after the share changed
+            (``self.hosts`` is the new share).
+        :param report: extra fields published with the member (e.g. the last pass).
+        """
         self.member, self.group = member, group
         self.registry, self.heartbeat, self.on_change = registry, heartbeat, on_change
+        self.report = report
         self._coord = coordination.get_coordinator(backend_url(url, lease_ttl),
                                                    member.encode())
         self._gid = group.encode()
@@ -82,7 +88,8 @@ class Membership:
         LOG.info("joined group %s as %s", self.group, self.member)
 
     def _caps(self) -> bytes:
-        return json.dumps({"hosts": self.hosts, "since": self.since,
+        extra = self.report() if self.report is not None else {}
+        return json.dumps({**extra, "hosts": self.hosts, "since": self.since,
                            "at": time.time()}).encode()
 
     def stop(self) -> None:
@@ -152,7 +159,8 @@ def read_workers(coord: Any, group: str, registry: HostRegistry) -> dict[str, An
             caps = {}
         out.append({"member": member, "held": caps.get("hosts", []),
                     "ring": sorted(h for h, m in ring.items() if m == member),
-                    "since": caps.get("since"), "reported_at": caps.get("at")})
+                    "since": caps.get("since"), "reported_at": caps.get("at"),
+                    "last_pass": caps.get("last_pass")})
     unheld = sorted(set(hosts) - {h for m in out for h in m["held"]})
     return {"group": group, "members": out, "hosts": len(hosts), "unheld": unheld}
 
@@ -169,10 +177,16 @@ def workers_of(url: str, group: str, store: StateStore, lease_ttl: int = 10
         coord.stop()
 
 
-def start_coordination(svc: Any, conf: Any, member: str) -> list[Any]:
-    """For :class:`os_onboard.serve.server.Server`: join and share the hosts."""
+def start_coordination(svc: Any, conf: Any, member: str,
+                       watcher: Any = None) -> list[Any]:
+    """For :class:`os_onboard.serve.server.Server`: join and share the hosts;
+    ``watcher`` (``set_hosts``, ``last``, ``stop``) follows this member's share."""
     membership = Membership(conf.coordination.backend_url, member, conf.coordination.group,
                             svc.hosts, conf.coordination.heartbeat,
-                            conf.coordination.lease_ttl).start()
+                            conf.coordination.lease_ttl)
+    if watcher is not None:
+        membership.on_change = lambda _gained, _lost: watcher.set_hosts(membership.hosts)
+        membership.report = lambda: {"last_pass": watcher.last or None}
+    membership.start()
     svc.workers = membership.workers
-    return [membership]
+    return [membership] if watcher is None else [membership, watcher]

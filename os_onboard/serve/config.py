@@ -56,6 +56,12 @@ COORD_OPTS = [
                help="seconds after which a silent member is gone (etcd lease)"),
 ]
 
+WATCH_OPTS = [
+    cfg.BoolOpt("enabled", default=False,
+                help="watch this replica's share of the hosts (report-only reconcile "
+                     "passes; needs [coordination] backend_url)"),
+    cfg.FloatOpt("interval", default=60.0, help="full pass every this many seconds"),
+]
 OPENSTACK_OPTS = [
     cfg.StrOpt("cloud", default="", help="clouds.yaml cloud the service plans and applies "
                                         "with ('' = $OS_CLOUD)"),
@@ -77,6 +83,7 @@ def new_conf(config_files: list[str] | None = None, overrides: dict[str, Any] | 
     conf.register_opts(API_OPTS, group="api")
     conf.register_opts(COORD_OPTS, group="coordination")
     conf.register_opts(OPENSTACK_OPTS, group="openstack")
+    conf.register_opts(WATCH_OPTS, group="watch")
     conf(args=[], project="os-onboard", default_config_files=config_files or [],
          default_config_dirs=[], validate_default_values=True)
     for key, value in (overrides or {}).items():
@@ -92,4 +99,4 @@ def member_id(conf: cfg.ConfigOpts) -> str:
 def list_opts() -> list[tuple[str | None, list[Any]]]:
     """For oslo-config-generator."""
     return [(None, DEFAULT_OPTS), ("api", API_OPTS), ("coordination", COORD_OPTS),
-            ("openstack", OPENSTACK_OPTS)]
+            ("openstack", OPENSTACK_OPTS), ("watch", WATCH_OPTS)]

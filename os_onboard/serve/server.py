@@ -91,16 +91,25 @@ class Server(BaseApplication):  # type: ignore[misc]
 _BACKGROUND: list[Any] = []
 
 
-def job_kinds(conf: Any, lock: Any = None) -> dict[str, Kind]:
-    """discover, and plan/apply with the [openstack] settings."""
+def _cloud(conf: Any) -> Any:
     import os
 
-    def cloud() -> Any:
-        from os_onboard.cloud.openstack import OpenStackCloud
-        return OpenStackCloud(conf.openstack.cloud or os.environ.get("OS_CLOUD"))
+    from os_onboard.cloud.openstack import OpenStackCloud
+    return OpenStackCloud(conf.openstack.cloud or os.environ.get("OS_CLOUD"))
 
+
+def watcher_for(svc: Any, conf: Any) -> Any:
+    """The replica's watcher when [watch] enabled, else None."""
+    if not conf.watch.enabled:
+        return None
+    from os_onboard.serve.watcher import HostWatcher
+    return HostWatcher(svc.store, lambda: _cloud(conf), conf.watch.interval)
+
+
+def job_kinds(conf: Any, lock: Any = None) -> dict[str, Kind]:
+    """discover, and plan/apply with the [openstack] settings."""
     settings = AdoptionSettings(
-        cloud=cloud, nova_python=conf.openstack.nova_python or None,
+        cloud=lambda: _cloud(conf), nova_python=conf.openstack.nova_python or None,
         nova_config=list(conf.openstack.nova_config),
         host_options={"instances_path": conf.openstack.instances_path or None,
                       "libvirt_config_dirs": list(conf.openstack.libvirt_config_dirs)},

@@ -53,13 +53,13 @@ def http(method, url, tok=None, body=None):
 class Replica:
     """One ``os-onboard serve`` process group (gunicorn master + worker)."""
 
-    def __init__(self, lab, tmp_path, member, group, lease_ttl=10):
+    def __init__(self, lab, tmp_path, member, group, lease_ttl=10, extra=""):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.override = tmp_path / f"{member}.conf"
         self.override.write_text(
             f"[coordination]\ngroup = {group}\nmember_id = {member}\n"
-            f"lease_ttl = {lease_ttl}\nheartbeat = 1\n[api]\njob_stale_after = 10\n")
+            f"lease_ttl = {lease_ttl}\nheartbeat = 1\n[api]\njob_stale_after = 10\n{extra}")
         self.log = tmp_path / f"{member}.log"
         self.proc = subprocess.Popen(
             [BIN, "serve", "--config", lab["LAB_ONBOARD_SERVE_CONFIG"], "--config",
@@ -207,3 +207,35 @@ def _finish(replica, tok, answer, timeout=120):
         time.sleep(0.3)
         job = http("GET", headers["Location"], tok)[2]["job"]
     return job
+
+
+def test_a_watching_replica_passes_over_the_hosts_it_holds(lab, tmp_path, tokens):
+    """[watch] enabled: the replica's reconcile passes (report-only) cover its
+    share of the registered hosts - here all of them, host A; /v1/workers shows
+    the last pass."""
+    admin = tokens["admin"]
+    member = f"w-{uuid.uuid4().hex[:8]}"
+    replica = Replica(lab, tmp_path, member, f"test-watch-{uuid.uuid4().hex[:8]}",
+                      extra="[watch]\nenabled = true\ninterval = 5\n")
+    uri = lab["LAB_HOST_A_URI"]
+    try:
+        _unregister(replica.url, admin, uri)
+        status, _, body = http("POST", f"{replica.url}/v1/hosts", admin,
+                               {"uri": uri, "name": f"lab-a-{uuid.uuid4().hex[:6]}"})
+        assert status == 201, body
+        started, last = time.monotonic(), None
+        while time.monotonic() - started < 60:
+            view = http("GET", f"{replica.url}/v1/workers", tokens["member"])[2]
+            [me] = [m for m in view["members"] if m["member"] == member]
+            last = me["last_pass"]
+            if me["held"] == [uri] and last and last["hosts"] == 1:
+                break
+            time.sleep(0.5)
+        print(f"\nwatch: first pass over host A seen {time.monotonic() - started:.1f} s "
+              f"after registering it: {last}")
+        assert me["held"] == [uri] and last and last["hosts"] == 1, view
+        assert "OpenStack unreachable" not in last["summary"]
+        assert "pass (" in replica.log.read_text()
+    finally:
+        _unregister(replica.url, admin, uri)
+        replica.stop()
