@@ -11,6 +11,7 @@ its ESXi hosts see.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from typing import Any
 
@@ -32,7 +33,24 @@ from os_onboard.inventory.models import (
 
 
 def build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObject]) -> HostInventory:
-    """One vCenter endpoint's inventory from the objects read for ``PATHS``."""
+    """One vCenter endpoint's inventory from the objects read for ``PATHS``.
+
+    Ends the cyclic GC's freeze of the pages read (soapxml.parse_retrieve_result).
+    The models built hold no reference cycles either: no collection while they
+    are made (each would rescan all the models made so far).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_inventory(uri, about, objects)
+    finally:
+        if enabled:
+            gc.enable()
+        gc.unfreeze()
+
+
+def _build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObject],
+                     ) -> HostInventory:
     vms: list[RawObject] = []
     others: dict[str, RawObject] = {}
     for obj in objects:
