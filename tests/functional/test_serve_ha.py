@@ -138,3 +138,69 @@ def test_a_discovery_job_survives_its_replicas_kill_9(lab, tmp_path):
             http("DELETE", f"{alive.url}/v1/hosts/{name}", admin)
         for r in replicas:
             r.stop()
+
+
+def test_watchers_fail_over_after_a_kill_9(lab, tmp_path):
+    """Two watching replicas share hosts A and B of the lab; the one killed -9 has its
+    host watched by the other: the survivor's next pass covers both."""
+    admin = token("lab-admin")
+    group, tag = f"test-watch-ha-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:6]
+    names = [f"wha-{tag}-{i}" for i in range(2)]
+    extra = "[watch]\nenabled = true\ninterval = 10\n"
+    uris = [lab["LAB_HOST_A_URI"], lab["LAB_HOST_B_URI"]]
+    replicas = [Replica(lab, tmp_path, n, group, extra=extra) for n in names]
+    registered = []
+    try:
+        for uri in uris:  # (left over by a failed run of another test: take it back)
+            for h in http("GET", f"{replicas[0].url}/v1/hosts?limit=1000", admin)[2]["hosts"]:
+                if h["uri"] == uri:
+                    http("DELETE", f"{replicas[0].url}/v1/hosts/{h['id']}", admin)
+        for i, uri in enumerate(uris):
+            status, _, body = http("POST", f"{replicas[0].url}/v1/hosts", admin,
+                                   {"uri": uri, "name": f"wha-{tag}-h{i}"})
+            assert status == 201, body
+            registered.append(body["host"]["id"])
+        hosts = set(uris)
+
+        def passes_cover(replica, members):
+            view = _workers(replica, admin)
+            if not _settled(view, members, hosts):
+                return None
+            got = {m["member"]: m for m in view["members"]}
+            if all(got[m]["last_pass"] and got[m]["last_pass"]["hosts"] == len(got[m]["held"])
+                   for m in members):
+                return got
+            return None
+
+        started, got = time.monotonic(), None
+        while got is None and time.monotonic() - started < 90:
+            time.sleep(0.5)
+            got = passes_cover(replicas[0], names)
+        assert got, _workers(replicas[0], admin)
+        victim_name = max(names, key=lambda n: len(got[n]["held"]))  # one holding a host
+        victim_held = len(got[victim_name]["held"])
+        victim = replicas[names.index(victim_name)]
+        survivor_name = next(n for n in names if n != victim_name)
+        survivor = replicas[names.index(survivor_name)]
+        victim.kill9()
+        killed = time.monotonic()
+        got = None
+        while got is None and time.monotonic() - killed < 60:
+            time.sleep(0.5)
+            got = passes_cover(survivor, [survivor_name])
+            if got and got[survivor_name]["last_pass"]["at"] < time.time() - (
+                    time.monotonic() - killed):
+                got = None  # a pass from before the kill
+        took = time.monotonic() - killed
+        print(f"\nwatchers: {victim_name} (watching {victim_held} of the 2 hosts) killed -9; "
+              f"{survivor_name} passed over both hosts {took:.1f} s later: "
+              f"{got and got[survivor_name]['last_pass']}")
+        assert got and got[survivor_name]["held"] == sorted(uris)
+        assert got[survivor_name]["last_pass"]["hosts"] == 2
+        replicas.remove(victim)
+    finally:
+        alive = next((r for r in replicas if r.proc.poll() is None), None)
+        for host_id in registered if alive else []:
+            http("DELETE", f"{alive.url}/v1/hosts/{host_id}", admin)
+        for r in replicas:
+            r.stop()
