@@ -1,7 +1,13 @@
-"""``os-onboard host add|list|show|remove``: the registry of managed hosts."""
+"""``os-onboard host add|list|show|remove``: the registry of managed hosts.
+
+Local (the state store) by default; with ``--url`` (or ``$OS_ONBOARD_URL``)
+through an ``os-onboard serve`` and its API, with the Keystone token of
+``$OS_TOKEN``."""
 
 from __future__ import annotations
 
+import os
+import urllib.parse
 from typing import Any
 
 from cliff.command import Command
@@ -10,6 +16,7 @@ from cliff.show import ShowOne
 
 from os_onboard.cli.common import state_store
 from os_onboard.exceptions import ConfigError
+from os_onboard.serve.client import Client
 from os_onboard.state.hosts import HostRegistry, ManagedHost
 
 COLUMNS = ("ID", "Name", "URI", "Groups", "Credentials")
@@ -21,6 +28,34 @@ def _row(host: ManagedHost) -> tuple[Any, ...]:
 
 def registry(app: Any) -> HostRegistry:
     return HostRegistry(state_store(app))
+
+
+def add_url_option(parser: Any) -> None:
+    parser.add_argument("--url", default=os.environ.get("OS_ONBOARD_URL"), metavar="URL",
+                        help="talk to an os-onboard server (e.g. http://host:8799) instead of "
+                             "the local state store; the Keystone token is $OS_TOKEN "
+                             "(env OS_ONBOARD_URL)")
+
+
+def client(parsed_args: Any) -> Client | None:
+    if not parsed_args.url:
+        return None
+    return Client(parsed_args.url, os.environ.get("OS_TOKEN"))
+
+
+def _api_row(host: dict[str, Any]) -> tuple[Any, ...]:
+    return (host["id"], host["name"], host["uri"], ",".join(host["groups"]),
+            host["credentials_ref"])
+
+
+def _api_find(api: Client, ident: str) -> dict[str, Any]:
+    """A host by id or name (path), or by URI (the list's filter)."""
+    if "/" in ident:
+        found = api.call("GET", "/v1/hosts", query={"uri": ident})["hosts"]
+        if not found:
+            raise ConfigError(f"no registered host {ident!r}")
+        return found[0]
+    return api.call("GET", f"/v1/hosts/{urllib.parse.quote(ident, safe='')}")["host"]
 
 
 class AddHost(ShowOne):
@@ -38,9 +73,17 @@ class AddHost(ShowOne):
         parser.add_argument("--credentials", default="", metavar="REF",
                             help="where the secret is: env:NAME, file:/PATH or config:KEY "
                                  "(never the secret itself)")
+        add_url_option(parser)
         return parser
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
+        api = client(parsed_args)
+        if api is not None:
+            body = {"uri": parsed_args.uri, "groups": parsed_args.group,
+                    "credentials_ref": parsed_args.credentials}
+            if parsed_args.name:
+                body["name"] = parsed_args.name
+            return COLUMNS, _api_row(api.call("POST", "/v1/hosts", body)["host"])
         host = registry(self.app).add(parsed_args.uri, parsed_args.name, parsed_args.group,
                                       parsed_args.credentials)
         return COLUMNS, _row(host)
@@ -54,9 +97,21 @@ class ListHosts(Lister):
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
         parser.add_argument("--group", metavar="LABEL", help="only hosts with this label")
+        add_url_option(parser)
         return parser
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
+        api = client(parsed_args)
+        if api is not None:
+            rows, query = [], {"limit": "1000"}
+            if parsed_args.group:
+                query["group"] = parsed_args.group
+            while True:
+                page = api.call("GET", "/v1/hosts", query=query)
+                rows += [_api_row(h) for h in page["hosts"]]
+                if "next" not in page:
+                    return COLUMNS, rows
+                query["marker"] = str(page["hosts"][-1]["id"])
         return COLUMNS, [_row(h) for h in registry(self.app).list(parsed_args.group)]
 
 
@@ -68,9 +123,13 @@ class ShowHost(ShowOne):
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
         parser.add_argument("host", help="URI, name or id")
+        add_url_option(parser)
         return parser
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
+        api = client(parsed_args)
+        if api is not None:
+            return COLUMNS, _api_row(_api_find(api, parsed_args.host))
         host = registry(self.app).get(parsed_args.host)
         if host is None:
             raise ConfigError(f"no registered host {parsed_args.host!r}")
@@ -85,9 +144,16 @@ class RemoveHost(Command):
     def get_parser(self, prog_name: str) -> Any:
         parser = super().get_parser(prog_name)
         parser.add_argument("host", help="URI, name or id")
+        add_url_option(parser)
         return parser
 
     def take_action(self, parsed_args: Any) -> int:
+        api = client(parsed_args)
+        if api is not None:
+            found = _api_find(api, parsed_args.host)
+            api.call("DELETE", f"/v1/hosts/{found['id']}")
+            self.app.stdout.write(f"removed host {found['name']} ({found['uri']})\n")
+            return 0
         host = registry(self.app).remove(parsed_args.host)
         self.app.stdout.write(f"removed host {host.name} ({host.uri})\n")
         return 0
