@@ -60,7 +60,8 @@ class Replica:
         self.override.write_text(
             f"[coordination]\ngroup = {group}\nmember_id = {member}\n"
             f"lease_ttl = {lease_ttl}\nheartbeat = 1\n[api]\njob_stale_after = 10\n{extra}")
-        self.log = tmp_path / f"{member}.log"
+        # os-onboard-*.log: the secret scan (test_zz_secret_scan) reads it too
+        self.log = tmp_path / f"os-onboard-serve-{member}.log"
         self.proc = subprocess.Popen(
             [BIN, "serve", "--config", lab["LAB_ONBOARD_SERVE_CONFIG"], "--config",
              str(self.override), "--bind", f"127.0.0.1:{self.port}"],
