@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +25,19 @@ SCHEMA_VERSION = "1.0"
 class _Model(BaseModel):
     # Unknown keys are an error: an inventory is a contract, not a bag.
     model_config = ConfigDict(extra="forbid")
+
+    def model_post_init(self, context: Any, /) -> None:
+        # pydantic keeps, per instance, the set of the fields given to it: half of
+        # an inventory's memory (8 MB of 16 per 1,000 libvirt VMs). Nothing here
+        # asks which fields were given (no exclude_unset, no model_fields_set), so
+        # every instance of a class shares one set of all its field names (setting
+        # a field adds a name already in it).
+        object.__setattr__(self, "__pydantic_fields_set__", _all_fields(type(self)))
+
+
+@cache
+def _all_fields(cls: type[BaseModel]) -> set[str]:
+    return set(cls.model_fields)
 
 
 class PowerState(StrEnum):
