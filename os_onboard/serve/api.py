@@ -268,6 +268,20 @@ def start_unmanage(svc: Service, req: webob.Request) -> Result:
                                           created_by=req.environ.get("HTTP_X_USER_NAME", "")))
 
 
+def start_drift_check(svc: Service, req: webob.Request) -> Result:
+    """A drift job: one report-only reconcile pass over registered hosts (all by default)."""
+    body = body_json(req)
+    named = body.get("hosts")
+    if named is not None and (not isinstance(named, list)
+                              or not all(isinstance(h, str) for h in named)):
+        raise webob.exc.HTTPBadRequest("'hosts' is a list of registered host names or URIs")
+    hosts = [_host_or_404(svc, h) for h in named] if named else svc.hosts.list()
+    if not hosts:
+        raise webob.exc.HTTPConflict("no registered host: POST /v1/hosts first")
+    return _accepted(req, svc.jobs.create("drift", {"hosts": [h.uri for h in hosts]},
+                                          created_by=req.environ.get("HTTP_X_USER_NAME", "")))
+
+
 def list_policies(svc: Service, req: webob.Request) -> Result:
     """The API's policy rules: each route's rule and its default check."""
     from os_onboard.serve.policy import rules
@@ -364,6 +378,11 @@ ROUTES: list[Route] = [
        "start an unmanage job (release VMs from OpenStack, untouched)", status=202,
        request={"type": "object", "required": ["vms"], "properties": {
            "vms": {"type": "array", "items": {"type": "string"}}, "host": {"type": "string"}}},
+       response={"type": "object", "properties": {"job": _JOB}}),
+    _r("POST", "/v1/drift-checks", start_drift_check, "os_onboard:drift:create",
+       "start a drift job: how the hosts differ from OpenStack's records (report only)",
+       status=202, request={"type": "object", "properties": {
+           "hosts": {"type": "array", "items": {"type": "string"}}}},
        response={"type": "object", "properties": {"job": _JOB}}),
     _r("GET", "/v1/policies", list_policies, "os_onboard:policies:list",
        "the API's policy rules and their defaults"),

@@ -107,7 +107,9 @@ def watcher_for(svc: Any, conf: Any) -> Any:
 
 
 def job_kinds(conf: Any, lock: Any = None) -> dict[str, Kind]:
-    """discover, and plan/apply with the [openstack] settings."""
+    """discover, and plan/apply/unmanage/drift with the [openstack] settings."""
+    from os_onboard.serve.watcher import run_drift
+
     settings = AdoptionSettings(
         cloud=lambda: _cloud(conf), nova_python=conf.openstack.nova_python or None,
         nova_config=list(conf.openstack.nova_config),
@@ -117,7 +119,8 @@ def job_kinds(conf: Any, lock: Any = None) -> dict[str, Kind]:
     return {**KINDS,
             "plan": lambda store, ctx: run_plan(store, ctx, settings),
             "apply": lambda store, ctx: run_apply(store, ctx, settings),
-            "unmanage": lambda store, ctx: run_unmanage(store, ctx, settings)}
+            "unmanage": lambda store, ctx: run_unmanage(store, ctx, settings),
+            "drift": lambda store, ctx: run_drift(store, ctx, lambda: _cloud(conf))}
 
 
 def _stop_background(_server: Any, _worker: Any) -> None:

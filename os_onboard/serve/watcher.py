@@ -24,16 +24,56 @@ from typing import Any
 from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import CloudError
 from os_onboard.reconcile.loop import PassReport, watch
-from os_onboard.reconcile.passes import Stores, reconcile_pass
+from os_onboard.reconcile.passes import PassResult, Stores, reconcile_pass
 from os_onboard.reconcile.pending import Records
 from os_onboard.reconcile.records import adopted_servers
 from os_onboard.reconcile.resident import Reused
 from os_onboard.state.audit import AuditLog
 from os_onboard.state.drift_queue import DriftQueue
+from os_onboard.state.jobs import JobState
 from os_onboard.state.records_cache import RecordsCache
 from os_onboard.state.store import StateStore
 
 LOG = logging.getLogger(__name__)
+
+
+#: the columns of a drift row (as ``os-onboard drift`` prints them)
+COLUMNS = ("vm", "uuid", "kind", "recorded", "actual", "action", "detail")
+
+
+def report_pass(inventory: Any, connection: Reused[Any], stores: Stores, cause: str
+                ) -> PassResult:
+    """One report-only reconcile pass over ``inventory`` (drift audited, queued
+    while OpenStack cannot be read; nothing written to OpenStack)."""
+
+    def read_records() -> Records:
+        try:
+            cloud = connection.get()
+            hypervisors = cloud.hypervisors()
+            servers, others = adopted_servers(cloud)
+        except CloudError:
+            connection.reset()  # e.g. Keystone restarted: authenticate again
+            raise
+        return Records(servers, {h["node"]: h["service_host"] for h in hypervisors},
+                       hypervisors, others)
+
+    return reconcile_pass(inventory, read_records, stores, cause, None, None)
+
+
+def run_drift(store: StateStore, ctx: Any, cloud: Callable[[], Any],
+              discover: Callable[[list[str]], Any] = discover_hosts
+              ) -> tuple[JobState | None, dict[str, Any]]:
+    """A drift job (``POST /v1/drift-checks``): one report-only pass over its hosts."""
+    hosts = ctx.job.params["hosts"]
+    if not ctx.beat({"step": f"reading {len(hosts)} host(s)"}):
+        return None, {}
+    result = report_pass(discover(hosts), Reused(cloud),
+                         Stores(DriftQueue(store), AuditLog(store), RecordsCache(store)),
+                         "drift check (API)")
+    return JobState.SUCCEEDED, {"drift": [dict(zip(COLUMNS, row, strict=True))
+                                          for row in result.rows],
+                                "queued": result.pending, "summary": result.summary(),
+                                "unread": result.unread}
 
 
 class HostWatcher:
@@ -79,20 +119,7 @@ class HostWatcher:
 
     def one_pass(self, hosts: list[str], cause: str) -> PassReport:
         started = time.monotonic()
-        inventory = self.discover(hosts)
-
-        def read_records() -> Records:
-            try:
-                cloud = self.connection.get()
-                hypervisors = cloud.hypervisors()
-                servers, others = adopted_servers(cloud)
-            except CloudError:
-                self.connection.reset()  # e.g. Keystone restarted: authenticate again
-                raise
-            return Records(servers, {h["node"]: h["service_host"] for h in hypervisors},
-                           hypervisors, others)
-
-        result = reconcile_pass(inventory, read_records, self.stores, cause, None, None)
+        result = report_pass(self.discover(hosts), self.connection, self.stores, cause)
         self.last = {"hosts": len(hosts), "cause": cause, "at": time.time(),
                      "seconds": round(time.monotonic() - started, 3),
                      "drift": len(result.rows), "queued": result.pending,

@@ -122,3 +122,30 @@ def test_policies_are_listed(tmp_path):
     assert rules["os_onboard:hosts:create"] == "rule:os_onboard:admin"
     assert rules["os_onboard:hosts:list"] == "rule:os_onboard:reader"
     assert rules["os_onboard:reader"] == "role:reader or role:admin"
+
+
+def test_a_drift_job_reports_what_changed_and_writes_nothing(world, tmp_path):
+    from os_onboard.inventory.models import PowerState
+    from os_onboard.serve.watcher import run_drift
+
+    store = StateStore(f"sqlite:///{tmp_path}/s.db")
+    plan_id, plan = world.plan(vm1())
+    world.apply(plan_id, plan)
+    app = make_app(Service(store), new_conf(overrides={"api.auth_strategy": "noauth"}))
+    call(app, "POST", "/v1/hosts", ADMIN, {"uri": "qemu+ssh://root@hv1/system"})
+    stopped = inventory(vm1(power=PowerState.SHUTOFF))  # stopped outside OpenStack
+    kinds = {**KINDS, "drift": lambda s, c: run_drift(s, c, lambda: world.cloud,
+                                                      discover=lambda hosts: stopped)}
+    world.cloud.calls.clear()
+    runner = JobRunner(store, "r1", poll=0.05, kinds=kinds).start()
+    try:
+        assert call(app, "POST", "/v1/drift-checks", MEMBER, {})[0].status_int == 403
+        job = _done(app, *call(app, "POST", "/v1/drift-checks", ADMIN, {}))
+    finally:
+        runner.stop()
+    assert job["state"] == "succeeded", job
+    [drift] = job["result"]["drift"]
+    assert (drift["vm"], drift["uuid"], drift["action"]) == ("lab-vm1", UUID1, "reported")
+    assert world.cloud.writes() == []  # report only
+    _, audit = call(app, "GET", "/v1/audit", MEMBER)
+    assert [(e["vm_name"], e["action"]) for e in audit["audit"]] == [("lab-vm1", "reported")]
