@@ -20,6 +20,7 @@ from os_onboard.drivers import safexml
 from os_onboard.drivers.libvirt.diskxml import parse_disk
 from os_onboard.drivers.libvirt.nicxml import apply_metadata_addresses, parse_interface
 from os_onboard.drivers.libvirt.xmlutil import describe, has, text, to_int
+from os_onboard.drivers.libvirt.xmlutil import tostring as xml_tostring
 from os_onboard.exceptions import MalformedXml
 from os_onboard.inventory.models import (
     BootConfig,
@@ -209,7 +210,7 @@ def _metadata(root: ET.Element) -> dict[str, str]:
     result: dict[str, str] = {}
     for child in meta if meta is not None else ():
         ns = child.tag[1:].split("}", 1)[0] if child.tag.startswith("{") else ""
-        result[ns or child.tag] = ET.tostring(child, encoding="unicode").strip()
+        result[ns or child.tag] = xml_tostring(child).strip()
     return result
 
 

@@ -92,11 +92,15 @@ def parse_pool(xml_text: str, active: bool = True) -> StoragePool:
 
 def parse_volume(xml_text: str) -> StorageVolume:
     root = _root(xml_text, "volume")
-    fmt = root.find("target/format")
+    # "target/path" and "target/format" (first match in document order), found in
+    # C: ElementPath's Python walk of a two-step path was a third of this function
+    targets = root.findall("target")
+    fmt = next((f for t in targets for f in t.findall("format")), None)
+    path = next((p for t in targets for p in t.findall("path")), None)
     return StorageVolume(
         name=_text(root, "name") or "?",
         key=_text(root, "key"),
-        path=_text(root, "target/path"),
+        path=path.text.strip() if path is not None and path.text else None,
         format=fmt.get("type") if fmt is not None else None,
         capacity_bytes=_size(root.find("capacity")),
         allocation_bytes=_size(root.find("allocation")),

@@ -17,6 +17,8 @@ from os_onboard.inventory.models import AddressSource, IpAddress, Nic
 #: Namespace of os-onboard's own domain metadata: statically configured guest
 #: addresses that no DHCP server knows, written by the operator (or a CMDB sync).
 ONBOARD_METADATA_NS = "http://openstack.org/xmlns/os-onboard/1.0"
+_ADDRESSES = f"{{{ONBOARD_METADATA_NS}}}addresses"
+_ADDRESS = f"{{{ONBOARD_METADATA_NS}}}address"
 
 
 def parse_interface(el: ET.Element, warnings: list[str]) -> Nic | None:
@@ -63,9 +65,14 @@ def parse_interface(el: ET.Element, warnings: list[str]) -> Nic | None:
 
 def apply_metadata_addresses(root: ET.Element, nics: list[Nic], warnings: list[str]) -> None:
     """Add statically configured addresses recorded under our metadata namespace."""
-    ns = {"o": ONBOARD_METADATA_NS}
+    meta = root.find("metadata")
+    if meta is None:
+        return
     by_mac = {nic.mac: nic for nic in nics}
-    for addr in root.findall("metadata/o:addresses/o:address", ns):
+    # "metadata/o:addresses/o:address" in document order, without ElementPath's
+    # Python-level path walk (a plain "{ns}tag" is found in C)
+    found = [addr for group in meta.findall(_ADDRESSES) for addr in group.findall(_ADDRESS)]
+    for addr in found:
         mac = (addr.get("mac") or "").lower()
         ip = addr.get("ip") or ""
         nic = by_mac.get(mac)

@@ -126,3 +126,23 @@ def test_malformed_domains_raise_a_clear_error(name, message):
 ])
 def test_page83_from_by_id_names(by_id, page83):
     assert page83_from_by_id(by_id) == page83
+
+
+@pytest.mark.parametrize("xml", [
+    "<r><app:role xmlns:app='http://example.com/cmdb/1'>tier-0</app:role></r>",
+    "<r><a:x xmlns:a='urn:a'>&amp; &lt;b&gt; \"q\" 'q' é ☃</a:x>\n  tail &amp; more</r>",
+    "<r><a:x xmlns:a='urn:a'/></r>", "<r><a:x xmlns:a='urn:a'></a:x></r>",
+    "<r><plain>text</plain></r>", "<r><plain/></r>",
+    "<r><a:x xmlns:a='urn:&quot;odd&quot;&#10;'>v</a:x></r>",
+    "<r><h:p xmlns:h='http://www.w3.org/1999/xhtml'>v</h:p></r>",  # ET's own prefix
+    "<r><x xml:lang='en'>v</x></r>", "<r><a:x xmlns:a='urn:a' k='v'>v</a:x></r>",
+    "<r><a:x xmlns:a='urn:a'><a:y>v</a:y></a:x></r>", "<r><!-- c --></r>",
+])
+def test_leaf_serialisation_is_elementtrees(xml):
+    import xml.etree.ElementTree as ET
+
+    from os_onboard.drivers.libvirt.xmlutil import tostring
+
+    parser = ET.XMLParser(target=ET.TreeBuilder(insert_comments=True))
+    (child,) = ET.fromstring(xml, parser=parser)
+    assert tostring(child) == ET.tostring(child, encoding="unicode")
