@@ -7,7 +7,9 @@ etcd lease (lease_ttl, 10 s here) plus one heartbeat.
 """
 
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 import uuid
@@ -205,3 +207,56 @@ def test_watchers_fail_over_after_a_kill_9(lab, tmp_path):
             http("DELETE", f"{alive.url}/v1/hosts/{host_id}", admin)
         for r in replicas:
             r.stop()
+
+
+HOLDER = r"""
+import sys, time
+from os_onboard.coordination.service import Membership
+from os_onboard.state import StateStore
+from os_onboard.state.hosts import HostRegistry
+m = Membership(sys.argv[1], sys.argv[2], sys.argv[3], HostRegistry(StateStore(sys.argv[4])),
+               heartbeat=1, lease_ttl=5).start()
+with m.lock(sys.argv[5]) as taken:
+    print("taken" if taken else "refused", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_an_apply_lock_is_exclusive_and_freed_by_a_kill_9(lab, tmp_path):
+    """tooz locks on the lab's etcd: a plan's apply lock held by one replica is refused
+    to another, and comes free when the holder is killed -9 (its etcd lease runs out)."""
+    import sys
+
+    from os_onboard.coordination.service import Membership
+    from os_onboard.state import StateStore
+    from os_onboard.state.hosts import HostRegistry
+
+    url = "etcd3+" + lab["LAB_ETCD_URL"]
+    group, lock = f"test-lock-{uuid.uuid4().hex[:8]}", f"apply/plan-{uuid.uuid4().hex[:8]}"
+    state_url = f"sqlite:///{tmp_path}/s.db"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, url, "holder", group, state_url,
+                               lock], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    me = Membership(url, "other", group, HostRegistry(StateStore(state_url)), heartbeat=1,
+                    lease_ttl=5).start()
+    try:
+        assert holder.stdout.readline().strip() == "taken"
+        with me.lock(lock, blocking=False) as taken:
+            assert not taken  # the same plan is never applied twice at once
+        time.sleep(7)  # longer than the lease: a long apply keeps its lock (heartbeats)
+        with me.lock(lock, blocking=False) as taken:
+            assert not taken
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        killed, taken = time.monotonic(), False
+        while not taken and time.monotonic() - killed < 30:
+            with me.lock(lock, blocking=False) as taken:
+                pass
+            time.sleep(0.2)
+        print(f"\napply lock free {time.monotonic() - killed:.1f} s after its holder's kill -9 "
+              "(lease 5 s)")
+        assert taken
+    finally:
+        if holder.poll() is None:
+            os.killpg(holder.pid, signal.SIGKILL)
+        me.stop()
