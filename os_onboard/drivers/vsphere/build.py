@@ -35,9 +35,12 @@ from os_onboard.inventory.models import (
 def build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObject]) -> HostInventory:
     """One vCenter endpoint's inventory from the objects read for ``PATHS``.
 
-    Ends the cyclic GC's freeze of the pages read (soapxml.parse_retrieve_result).
-    The models built hold no reference cycles either: no collection while they
-    are made (each would rescan all the models made so far).
+    The models built hold no reference cycles: no collection while they are
+    made (each would rescan all the models made so far). The pages read stay
+    frozen for the GC (soapxml.parse_retrieve_result) until the discovery runner
+    unfreezes after its hosts, when they are gone: unfrozen here, while the
+    caller still holds them, the first collection after would rescan them all
+    (0.6 s for 10,000 VMs).
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -46,7 +49,6 @@ def build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObject
     finally:
         if enabled:
             gc.enable()
-        gc.unfreeze()
 
 
 def _build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObject],

@@ -173,8 +173,8 @@ def parse_retrieve_result(body: bytes, schema: Schema) -> tuple[list[RawObject],
     # cyclic GC (those the parse's own allocations trigger, then those of the next
     # pages and of the build) rescanned all of them, half of a 10,000-VM
     # discovery's CPU. So no collection during the parse, and the page frozen
-    # after it (reference counting still frees it); build_inventory() unfreezes,
-    # as the discovery runner does after its hosts.
+    # after it (reference counting still frees it); the discovery runner, which
+    # every discovery goes through, unfreezes after its hosts.
     enabled = gc.isenabled()
     gc.disable()
     try:
