@@ -86,6 +86,9 @@ class Adoption(abc.ABC):
     #: (reconcile/tolerate/power.py): libvirt's Nova turns a quick restart seen
     #: through a STOPPED record into a force-stop (its lifecycle events)
     shutdown_grace: float = 20.0
+    #: whether a VM that is off still says where it is (libvirt: no - a shut-off
+    #: domain may be defined on several hosts, only a running one is placed)
+    placed_when_off: bool = False
 
     def nic_refusal(self, nic: Nic) -> str | None:
         """Why this NIC cannot become a Neutron port Nova's driver plugs (None: it can)."""

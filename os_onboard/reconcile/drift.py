@@ -106,6 +106,9 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
     """
     live = {uuid: (compute_node(host, vm), vm)
             for uuid, (host, vm) in live_vms(inventory).items()}
+    # VMs whose place counts while they are off (one registration: vSphere)
+    placed = {uuid for uuid, (host, vm) in live_vms(inventory).items()
+              if vm.power_state == PowerState.RUNNING or _placed_when_off(host)}
     readable = [h for h in inventory.hosts if h.status == HostStatus.OK]
     drifts: list[Drift] = []
     every_host_read = all(h.status == HostStatus.OK for h in inventory.hosts)
@@ -120,7 +123,8 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
                                     f"on {server.host}", "on no host"))
             continue
         hostname, vm = found
-        drifts.extend(_compare(server, hostname, hosts.get(hostname, hostname), vm))
+        drifts.extend(_compare(server, hostname, hosts.get(hostname, hostname), vm,
+                               server.uuid in placed))
     for uuid, (hostname, vm) in live.items():
         if uuid not in known and hostname in hosts:  # a node some nova-compute manages
             drifts.append(Drift(DriftKind.NOT_ADOPTED, uuid, vm.name, "not in OpenStack",
@@ -128,9 +132,15 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
     return drifts
 
 
-def _compare(server: AdoptedServer, hostname: str, service_host: str, vm: Vm) -> list[Drift]:
+def _placed_when_off(host: HostInventory) -> bool:
+    adoption = _adoption(host)
+    return bool(adoption and adoption.placed_when_off)
+
+
+def _compare(server: AdoptedServer, hostname: str, service_host: str, vm: Vm,
+             placed: bool) -> list[Drift]:
     out: list[Drift] = []
-    if vm.power_state == PowerState.RUNNING and server.node != hostname:
+    if placed and server.node != hostname:
         out.append(Drift(DriftKind.HOST_CHANGED, server.uuid, server.name,
                          f"{server.host}/{server.node}", f"{service_host}/{hostname}",
                          {"host": service_host, "node": hostname}))

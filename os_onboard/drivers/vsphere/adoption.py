@@ -39,6 +39,9 @@ class VsphereAdoption(Adoption):
     #: (every 600 s) reads the VM, so a power-off is recorded at once, and a quick
     #: restart is recorded ACTIVE again within the change feed's seconds.
     shutdown_grace = 0.0
+    #: a VM is registered on one host whatever its power state: a cold
+    #: relocation to another cluster moves the instance too
+    placed_when_off = True
 
     def compute_node(self, host: Host, vm: Vm) -> str | None:
         cluster = vm.location.cluster_id if vm.location else None

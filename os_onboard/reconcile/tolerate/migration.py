@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from os_onboard.apply.steps import _nova_connection_info
 from os_onboard.exceptions import CloudError
+from os_onboard.plan.nova_states import NOVA_STATES
 from os_onboard.reconcile.drift import Drift
 from os_onboard.reconcile.tolerate.base import Context, Outcome
 
@@ -29,7 +30,10 @@ def moved(ctx: Context, drift: Drift) -> Outcome:
     if provider is None:
         raise CloudError(f"no compute node {node} in Nova: run prepare-host and start "
                          "nova-compute there")
-    ctx.helper({"uuid": drift.uuid, "host": host, "node": node, "power_state": 1})
+    found = ctx.vm(drift.uuid)
+    power = NOVA_STATES.get(found[1].power_state) if found else None
+    ctx.helper({"uuid": drift.uuid, "host": host, "node": node,
+                "power_state": power[1] if power else 1})
     current = ctx.cloud.allocations(drift.uuid)
     allocations = current.get("allocations") or {}
     resources: dict[str, int] = {}

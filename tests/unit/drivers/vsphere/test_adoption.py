@@ -62,8 +62,8 @@ def nic(mac=MAC1, ip="10.20.0.11", kind="distributed-portgroup", network="DC0_DV
 
 
 def vm(name="app-1", uuid=UUID1, *, cluster="domain-c7", disks=None, nics=None,
-       **fields) -> Vm:
-    return Vm(uuid=uuid, name=name, power_state=PowerState.RUNNING, vcpus=2, memory_mib=2048,
+       power_state=PowerState.RUNNING, **fields) -> Vm:
+    return Vm(uuid=uuid, name=name, power_state=power_state, vcpus=2, memory_mib=2048,
               guest_os="otherLinux64Guest", virt_type="vmx", machine_type="vmx-13",
               location=Location(datacenter="DC0", cluster="DC0_C0" if cluster else None,
                                 cluster_id=cluster, host="esx-1"),
@@ -167,6 +167,15 @@ def test_a_vmotion_to_another_cluster_moves_the_server_to_that_clusters_node():
     moved = drifts[("host-changed", UUID1)]
     assert moved.detail == {"host": "vc-compute-c1", "node": f"domain-c9.{VC_UUID}"}
     assert _drift(vm(), servers=[_server()]) == {}  # within the cluster: nothing to do
+
+
+def test_a_cold_relocation_moves_the_server_too():
+    """A powered-off VM is registered on one host: its place counts (libvirt's shut-off
+    definitions do not)."""
+    off = vm(cluster="domain-c9", power_state=PowerState.SHUTOFF)
+    drifts = _drift(off, servers=[_server(status="SHUTOFF")])
+    assert set(drifts) == {("host-changed", UUID1)}
+    assert drifts[("host-changed", UUID1)].detail["node"] == f"domain-c9.{VC_UUID}"
 
 
 def test_vcenter_drift_not_adopted_gone_and_standalone():
