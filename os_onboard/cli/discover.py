@@ -84,8 +84,10 @@ class Discover(Lister):
             return int(super().produce_output(parsed_args, column_names, data))
         finally:
             self.app.stdout = out
-            buffered.flush()
-            buffered.detach()  # the binary stream stays open: it is stdout's
+            try:
+                buffered.flush()
+            finally:
+                buffered.detach()  # the binary stream stays open: it is stdout's
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
         uris = list(parsed_args.uris)
