@@ -106,6 +106,10 @@ class Inventory(_EndpointCapability, abc.ABC):
 class ChangeFeed(_EndpointCapability, abc.ABC):
     """Follows one hypervisor endpoint's changes."""
 
+    #: seconds the watcher waits after a first event for the rest of its burst
+    #: (a libvirt live migration emits four events over about a second)
+    settle: ClassVar[float] = 1.0
+
     @abc.abstractmethod
     def watch(self, stop: threading.Event) -> Iterator[ChangeEvent]:
         """Yield changes on the endpoint until ``stop`` is set.

@@ -73,6 +73,14 @@ def _feed(uri: str, stop: threading.Event, wake: Callable[[str], None],
         stop.wait(delay)
 
 
+def _settle_of(uri: str) -> float:
+    try:
+        feed = driver_for(uri).change_feed
+    except OnboardError:
+        return 1.0
+    return feed.settle if feed else 1.0
+
+
 @dataclass(frozen=True)
 class PassReport:
     """What a pass tells the loop: why to retry with backoff ("" when no need),
@@ -83,13 +91,16 @@ class PassReport:
 
 
 def watch(uris: Iterable[str], run_pass: Callable[[str], PassReport], stop: threading.Event,
-          interval: float = 60.0, settle: float = 1.0, retry_first: float = 2.0,
+          interval: float = 60.0, settle: float | None = None, retry_first: float = 2.0,
           max_retry: float = 30.0,
           feed: Callable[[str, threading.Event, Callable[[str], None]], None] = _feed) -> int:
     """Run passes until ``stop`` is set; returns how many ran.
 
     ``run_pass(cause)`` returns a :class:`PassReport`, or raises.
     """
+    uris = list(uris)
+    if settle is None:  # the longest burst any of the watched feeds makes
+        settle = max((_settle_of(uri) for uri in uris), default=1.0)
     woken = threading.Event()
     causes: list[str] = []
     lock = threading.Lock()

@@ -73,6 +73,8 @@ class VsphereChangeFeed(ChangeFeed):
     """``WaitForUpdatesEx`` on its own PropertyCollector; reconnects by itself."""
 
     request_timeout = REQUEST_TIMEOUT
+    #: one WaitForUpdatesEx answer carries a task's changes together
+    settle = 0.2
     #: WaitForUpdatesEx wait; also how quickly watch() notices ``stop``
     wait_seconds = 1
     #: longest pause between reconnect attempts of watch()

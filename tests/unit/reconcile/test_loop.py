@@ -165,3 +165,12 @@ def test_host_without_a_feed_ends_its_feed_only(monkeypatch):
     woken = []
     loop._feed("vsphere://x", threading.Event(), woken.append, Backoff(0.01, 1))
     assert woken == []
+
+
+def test_the_settle_time_is_the_watched_feeds_longest_burst():
+    """libvirt's migration bursts take a second; one vSphere answer carries a whole task."""
+    from os_onboard.reconcile.loop import _settle_of
+
+    assert _settle_of("vsphere://u@vc.example/") == 0.2
+    assert _settle_of("qemu+ssh://hv1/system") == 1.0
+    assert _settle_of("nosuch://x/") == 1.0
