@@ -10,6 +10,7 @@ hangs in the kernel cannot keep the process alive after we gave up on it.
 from __future__ import annotations
 
 import gc
+import os
 import queue
 import threading
 import time
@@ -53,8 +54,9 @@ def discover_hosts(uris: Iterable[str], options: RunOptions | None = None,
     drivers = {uri: driver_for(uri) for uri in targets}  # fail fast on bad URIs
     results: dict[str, HostInventory] = {}
     done: queue.Queue[tuple[str, HostInventory]] = queue.Queue()
-    # Hosts served inside this process never wait: they go one after the other on
-    # a worker of their own, the others share the pool (see _in_process).
+    # Hosts served inside this process never wait: they get one worker per CPU
+    # (libvirt's C code runs without the GIL beside our Python), the others share
+    # the pool (see _in_process).
     remote: queue.Queue[str] = queue.Queue()
     local: queue.Queue[str] = queue.Queue()
     queue_of = {uri: local if _in_process(uri) else remote for uri in targets}
@@ -79,7 +81,7 @@ def discover_hosts(uris: Iterable[str], options: RunOptions | None = None,
     n_remote = sum(1 for q in queue_of.values() if q is remote)
     for _ in range(min(max(1, options.workers), n_remote)):
         spawn(remote)
-    if n_remote < len(targets):
+    for _ in range(min(max(1, options.workers), os.cpu_count() or 1, len(targets) - n_remote)):
         spawn(local)
 
     # Finished host inventories are long-lived: freezing them keeps the cyclic
@@ -117,7 +119,9 @@ def _in_process(uri: str) -> bool:
     A thread pool overlaps waits on the network; such a host has none, and each
     of its libvirt calls (microseconds) releases and retakes the GIL, so spread
     over 16 threads it only adds hand-offs: measured 10,000 VMs in 1,000 files,
-    3-4 CPU-s more than the same reads on one thread.
+    3-4 CPU-s more than the same reads on one thread. One thread per CPU lets
+    the test driver's C code (half of the time) run beside the Python: 500
+    files on 2 CPUs, 4.2-4.7 s against 5.2-5.8 s on one thread, same CPU.
     """
     parts = urlsplit(uri)
     return parts.scheme == "test" and not parts.netloc

@@ -82,7 +82,7 @@ def test_only_the_in_process_test_driver_skips_the_pool(uri, expected):
     assert _in_process(uri) is expected
 
 
-def test_in_process_hosts_are_read_one_after_the_other(tmp_path, monkeypatch):
+def test_in_process_hosts_get_one_worker_per_cpu(tmp_path, monkeypatch):
     import os_onboard.discovery.runner as runner
 
     threads = set()
@@ -93,6 +93,7 @@ def test_in_process_hosts_are_read_one_after_the_other(tmp_path, monkeypatch):
         return real(uri, driver_cls, options)
 
     monkeypatch.setattr(runner, "_read_one", spy)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 1)
     uris = [f"test://{p}" for p in write_estate(tmp_path, 6, 1)]
     inv = discover_hosts(uris, RunOptions(workers=4))
     assert [h.host.uri for h in inv.hosts] == uris and len(threads) == 1
