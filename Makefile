@@ -53,8 +53,9 @@ bench: venv lab-up  ## run the benchmarks (figures are printed, never asserted)
 	$(BIN)/python bench/discovery/vsphere.py
 
 # Not in `bench`: it live-migrates a lab VM (adopting it first on a fresh lab) for minutes.
-bench-reconcile: venv lab-up  ## reconcile: a pass over 10,000 simulated VMs, drift latency in the lab
+bench-reconcile: venv lab-up  ## reconcile: a pass over 10,000 simulated VMs, drift latency in the lab (libvirt, vCenter)
 	flock /tmp/os-onboard-lab.lock $(BIN)/python bench/reconcile/run.py
+	flock /tmp/os-onboard-lab.lock $(BIN)/python bench/reconcile/vsphere_latency.py
 
 # Not in `bench`: it adds a (fake-driver) compute host and up to 200 servers to the lab for minutes.
 bench-adopt: venv lab-up  ## adoption: plan + apply of 200 simulated VMs vs a naive loop
