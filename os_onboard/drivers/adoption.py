@@ -66,6 +66,10 @@ class AdoptionOutline:
     rebuild_changes: list[str] = field(default_factory=list)
     #: what Nova cannot do with the VM until then, and other remarks
     notes: list[str] = field(default_factory=list)
+    #: the root disk's name in Nova's records (None: /dev/<its target>). Nova derives
+    #: the next device name from it at every volume attach, so it must be one Nova
+    #: can parse (/dev/sda, /dev/vda; not vSphere's scsi0:0)
+    root_device_name: str | None = None
 
 
 @dataclass(frozen=True)

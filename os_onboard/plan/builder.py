@@ -164,7 +164,9 @@ def _plan_vm(ctx: PlanContext, host: HostInventory, vm: Vm) -> VmPlan:
                           "flavor": flavor_key, "images": images, "vm_state": vm_state,
                           "power_state": power,
                           "system_metadata": outline.system_metadata if outline else {},
-                          "root_device_name": f"/dev/{root.target}" if root else None,
+                          "root_device_name": (outline.root_device_name if outline and
+                                               outline.root_device_name else
+                                               f"/dev/{root.target}" if root else None),
                           "root_kind": root_kind(root, volume_steps),
                           "launched_at": None})
     allocation = Step(kind=StepKind.ALLOCATION, key="allocation", op=Op.CREATE,

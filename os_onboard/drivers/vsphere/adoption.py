@@ -82,7 +82,10 @@ class VsphereAdoption(Adoption):
         notes = ["found by Nova's VMware driver through its instanceUuid; os-onboard writes "
                  "nothing to vCenter (no nvp.vm-uuid tag: Nova's reaper destroys tagged VMs "
                  "whose record is deleted)"]
-        return AdoptionOutline(system_metadata=_sysmeta(vm, root), notes=notes)
+        # Nova names a VMware server's root /dev/sda (no driver default: compute_utils'
+        # get_next_device_name), and derives each attached volume's name from it.
+        return AdoptionOutline(system_metadata=_sysmeta(vm, root), notes=notes,
+                               root_device_name="/dev/sda" if root else None)
 
 
 def _sysmeta(vm: Vm, root: Disk | None) -> dict[str, str]:

@@ -89,6 +89,8 @@ def test_a_vm_in_a_cluster_is_planned_on_the_clusters_compute_node():
     assert [f["ip_address"] for f in port.params["fixed_ips"]] == ["10.20.0.11"]
     server = next(s for s in p.steps if s.kind is StepKind.SERVER)
     assert server.params["root_kind"] == "local" and server.params["vm_state"] == "active"
+    # a name Nova parses when it names the next attached volume (not vSphere's scsi0:0)
+    assert server.params["root_device_name"] == "/dev/sda"
     assert server.params["system_metadata"] == {
         "image_vmware_ostype": "otherLinux64Guest", "image_hw_vif_model": "vmxnet3",
         "image_vmware_disktype": "thin"}
