@@ -43,6 +43,7 @@ class AdoptedServer:
     ram: int
     ports: tuple[tuple[str, tuple[str, ...], str], ...] = ()  # (mac, ips, binding host)
     volume_devices: tuple[str, ...] = ()  # guest device names of attached volumes
+    volume_ids: tuple[str, ...] = ()      # their volumes, in the same order
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,14 @@ def _compare(server: AdoptedServer, hostname: str, service_host: str, vm: Vm,
                              ",".join(recorded[mac]) or "no IP", ",".join(actual[mac]),
                              {"mac": mac}))
     disks = {d.target: d for d in vm.disks if d.device in ("disk", "lun")}
-    recorded_disks = {d.removeprefix("/dev/") for d in server.volume_devices}
+    # A disk that carries its volume's id is that volume whatever the names: Nova's
+    # VMware driver names an attached volume sdb while vSphere's slot is scsi0:1 (the
+    # VMDK backing's uuid is the Cinder volume id).
+    by_volume = {d.disk_uuid.lower(): t for t, d in disks.items() if d.disk_uuid}
+    recorded_disks = set()
+    for n, device in enumerate(server.volume_devices):
+        volume = server.volume_ids[n].lower() if n < len(server.volume_ids) else ""
+        recorded_disks.add(by_volume.get(volume) or device.removeprefix("/dev/"))
     for target in sorted(recorded_disks - disks.keys()):
         out.append(Drift(DriftKind.DISK_REMOVED, server.uuid, server.name,
                          f"volume at {target}", "no disk", {"target": target}))

@@ -47,7 +47,8 @@ def records_from_document(document: str) -> Records:
     data = json.loads(document)
     servers = [AdoptedServer(**{
         **s, "ports": tuple((mac, tuple(ips), host) for mac, ips, host in s["ports"]),
-        "volume_devices": tuple(s["volume_devices"])}) for s in data["servers"]]
+        "volume_devices": tuple(s["volume_devices"]),
+        "volume_ids": tuple(s.get("volume_ids", ()))}) for s in data["servers"]]
     return Records(servers, data["hosts"], data.get("hypervisors", []),
                    frozenset(data.get("others", ())))
 

@@ -9,8 +9,9 @@ from os_onboard.reconcile.drift import AdoptedServer
 
 def adopted_servers(cloud: Cloud) -> tuple[list[AdoptedServer], frozenset[str]]:
     """Every server carrying os-onboard's marker, with its ports and volumes;
-    and the UUIDs of Nova's other servers (a VM Nova itself runs is known to
-    OpenStack, not "not adopted").
+    and the UUIDs of Nova's other servers and of Cinder's volumes (a VM Nova
+    itself runs, or a VMDK volume's backing VM, is known to OpenStack, not
+    "not adopted").
 
     Three list calls however many servers there are (servers, ports, volumes).
     """
@@ -22,14 +23,20 @@ def adopted_servers(cloud: Cloud) -> tuple[list[AdoptedServer], frozenset[str]]:
             ips = tuple(sorted(ip["ip_address"] for ip in port["fixed_ips"]))
             ports.setdefault(port["device_id"], []).append((port["mac"], ips, port["host"]))
     devices: dict[str, list[str]] = {}
-    for volume in cloud.volumes():
+    volume_ids: dict[str, list[str]] = {}
+    volumes = cloud.volumes()
+    for volume in volumes:
         for attachment in volume.get("attachments") or []:
             if attachment.get("server_id") in servers:
                 devices.setdefault(attachment["server_id"], []).append(
                     attachment.get("device") or "")
+                volume_ids.setdefault(attachment["server_id"], []).append(volume["id"])
     adopted = [AdoptedServer(uuid=u, name=s["name"], host=s["host"] or "", node=s["node"],
                              status=s["status"], vcpus=s["vcpus"] or 0, ram=s["ram"] or 0,
                              ports=tuple(ports.get(u, [])),
-                             volume_devices=tuple(devices.get(u, [])))
+                             volume_devices=tuple(devices.get(u, [])),
+                             volume_ids=tuple(volume_ids.get(u, [])))
                for u, s in servers.items()]
-    return adopted, frozenset(every.keys() - servers.keys())
+    # Cinder's own VMs are OpenStack's too: a VMDK volume's backing VM has the
+    # volume's id as its instanceUuid (never "not adopted")
+    return adopted, frozenset((every.keys() - servers.keys()) | {v["id"] for v in volumes})

@@ -307,3 +307,65 @@ def test_a_server_made_through_openstack_is_never_drift(ctx, si, watcher):
                         made["id"]], env=ctx["env"], capture_output=True, timeout=300,
                        check=False)
     assert watcher.poll() is None
+
+
+def _disks(vm) -> list:
+    return [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+
+
+def _volume_status(ctx: dict, volume_id: str, want: str, timeout: float = 180) -> dict:
+    shown: dict = {}
+
+    def reached() -> bool:
+        shown.update(openstack(ctx, "volume", "show", volume_id))
+        assert shown["status"] != "error", shown
+        return shown["status"] == want
+    wait_for(f"volume {volume_id} {want}", reached, timeout=timeout)
+    return shown
+
+
+def test_nova_s_driver_reboots_and_attaches_a_volume_to_an_adopted_vm(ctx, si, watcher):
+    """Afterwards the real VMware driver manages the adopted VM: a reboot through
+    OpenStack restarts that very VM; a Cinder VMDK volume attached and detached through
+    Nova appears in and leaves the VM; the watcher reports none of it as drift."""
+    lab = ctx["lab"]
+    if not lab.get("LAB_CINDER_VMDK_TYPE"):
+        pytest.skip("the lab's Cinder has no vmdk backend (lab/lab env)")
+    name = ctx["names"][-1]
+    vm = ctx["vms"][name]
+    server_id = vm.config.instanceUuid
+    offset = len(ctx["log"].read_text())
+    boot = vm.runtime.bootTime
+    subprocess.run([f"{lab['LAB_OPENSTACK_BIN']}/openstack", "server", "reboot", "--hard",
+                    "--wait", server_id], env=ctx["env"], capture_output=True, check=True,
+                   timeout=300)
+    assert server(ctx, server_id)["status"] == "ACTIVE"
+    assert vm.runtime.powerState == "poweredOn" and vm.runtime.bootTime != boot
+
+    volume = openstack(ctx, "volume", "create", "--type", lab["LAB_CINDER_VMDK_TYPE"],
+                       "--size", "1", f"vc-watch-{uuid.uuid4().hex[:6]}")
+    try:
+        _volume_status(ctx, volume["id"], "available")
+        before = {d.key for d in _disks(vm)}
+        subprocess.run([f"{lab['LAB_OPENSTACK_BIN']}/openstack", "server", "add", "volume",
+                        server_id, volume["id"]], env=ctx["env"], capture_output=True,
+                       check=True, timeout=300)
+        _volume_status(ctx, volume["id"], "in-use")
+        added = [d for d in _disks(vm) if d.key not in before]
+        assert [d.backing.uuid for d in added] == [volume["id"]]
+        subprocess.run([f"{lab['LAB_OPENSTACK_BIN']}/openstack", "server", "remove", "volume",
+                        server_id, volume["id"]], env=ctx["env"], capture_output=True,
+                       check=True, timeout=300)
+        _volume_status(ctx, volume["id"], "available")
+        assert {d.key for d in _disks(vm)} == before
+    finally:
+        subprocess.run([f"{lab['LAB_OPENSTACK_BIN']}/openstack", "volume", "delete",
+                        "--force", volume["id"]], env=ctx["env"], capture_output=True,
+                       check=False, timeout=120)
+    time.sleep(3)  # a pass after the last device change
+    # neither the VM (its new disk is the volume: same id) nor Cinder's backing VM
+    # of the volume (named volume-<id>, instanceUuid = the volume id) is drift
+    rows = [line for line in ctx["log"].read_text()[offset:].splitlines()
+            if line.startswith((f"{name} |", f"volume-{volume['id']} |"))]
+    assert not rows, rows
+    assert watcher.poll() is None

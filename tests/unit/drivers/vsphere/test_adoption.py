@@ -180,6 +180,24 @@ def test_a_cold_relocation_moves_the_server_too():
     assert drifts[("host-changed", UUID1)].detail["node"] == f"domain-c9.{VC_UUID}"
 
 
+def test_a_volume_nova_attached_is_matched_by_its_disk_uuid_not_its_name():
+    """Nova's VMware driver calls an attached volume sdb; vSphere's slot is scsi0:1 and
+    the disk's backing uuid is the volume id: neither disk-added nor disk-removed."""
+    from os_onboard.reconcile.drift import AdoptedServer
+
+    volume = "6a0e6c5e-1b6d-4f7e-9a55-5b1d3d2e9f10"
+    data = vmdk().model_copy(update={"target": "scsi0:1", "controller": "scsi0:1",
+                                     "source_kind": "block", "disk_uuid": volume.upper(),
+                                     "source": "[LocalDS_0] volume-x/volume-x.vmdk"})
+    recorded = AdoptedServer(uuid=UUID1, name="app-1", host="vc-compute-c0", node=NODE,
+                             status="ACTIVE", vcpus=2, ram=2048,
+                             ports=((MAC1, ("10.20.0.11",), "vc-compute-c0"),),
+                             volume_devices=("/dev/sdb",), volume_ids=(volume,))
+    assert _drift(vm(disks=[vmdk(), data]), servers=[recorded]) == {}
+    # ...and a detach seen in vCenter is still one
+    assert set(_drift(vm(), servers=[recorded])) == {("disk-removed", UUID1)}
+
+
 def test_vcenter_drift_not_adopted_gone_and_standalone():
     drifts = _drift(vm("app-2", UUID2), vm("app-3", "50033333-3333-4333-8333-333333333333",
                                             cluster=None), servers=[_server()])
