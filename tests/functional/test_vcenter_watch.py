@@ -369,3 +369,28 @@ def test_nova_s_driver_reboots_and_attaches_a_volume_to_an_adopted_vm(ctx, si, w
             if line.startswith((f"{name} |", f"volume-{volume['id']} |"))]
     assert not rows, rows
     assert watcher.poll() is None
+
+
+def test_cpu_and_memory_reconfigured_in_vcenter_become_the_flavor(ctx, watcher):
+    """resized on vSphere: the flavor (the planner's policy) and the allocation follow."""
+    name = ctx["names"][1]
+    vm = ctx["vms"][name]
+    server_id = vm.config.instanceUuid
+    shape = (vm.config.hardware.numCPU, vm.config.hardware.memoryMB)
+    try:
+        WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(numCPUs=2, memoryMB=128)))
+
+        def flavor() -> dict:
+            return server(ctx, server_id)["flavor"]
+        wait_for("vCenter 2 vCPU / 128 MiB -> Nova flavor",
+                 lambda: (flavor()["vcpus"], flavor()["ram"]) == (2, 128))
+        allocations = openstack(ctx, "resource", "provider", "allocation", "show", server_id)
+        assert allocations[0]["resources"]["VCPU"] == 2
+        assert allocations[0]["resources"]["MEMORY_MB"] == 128
+        assert vm.runtime.powerState == "poweredOn"
+    finally:
+        WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(numCPUs=shape[0],
+                                                         memoryMB=shape[1])))
+        wait_for("shape back in Nova", lambda: (server(ctx, server_id)["flavor"]["vcpus"],
+                                                server(ctx, server_id)["flavor"]["ram"])
+                 == shape)
