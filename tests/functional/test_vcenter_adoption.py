@@ -29,6 +29,8 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
+from tests.functional.vcenter import create_vm, destroy, vm_spec
+
 CLI = Path(sys.executable).parent / "os-onboard"
 MAC = "00:50:56:3f:00:a1"
 NAME = "legacy-vc-adopt"
@@ -45,41 +47,9 @@ def si(lab):
     Disconnect(conn)
 
 
-def _find(si, kind, name):
-    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [kind], True)
-    try:
-        return next(o for o in view.view if o.name == name)
-    finally:
-        view.Destroy()
-
-
 def _make_vm(si, instance_uuid: str):
     """A powered-on VM as a vCenter user would have made it (no OpenStack tags)."""
-    cluster = _find(si, vim.ClusterComputeResource, "DC0_C0")
-    portgroup = _find(si, vim.dvs.DistributedVirtualPortgroup, "DC0_DVPG0")
-    datacenter = _find(si, vim.Datacenter, "DC0")
-    controller = vim.vm.device.VirtualDeviceSpec(
-        operation="add", device=vim.vm.device.VirtualLsiLogicController(
-            key=1000, busNumber=0, sharedBus="noSharing"))
-    disk = vim.vm.device.VirtualDeviceSpec(
-        operation="add", fileOperation="create", device=vim.vm.device.VirtualDisk(
-            key=2000, controllerKey=1000, unitNumber=0, capacityInKB=1024,
-            backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                diskMode="persistent", thinProvisioned=True, fileName="")))
-    nic = vim.vm.device.VirtualDeviceSpec(
-        operation="add", device=vim.vm.device.VirtualVmxnet3(
-            key=4000, addressType="manual", macAddress=MAC,
-            backing=vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
-                port=vim.dvs.PortConnection(
-                    switchUuid=portgroup.config.distributedVirtualSwitch.uuid,
-                    portgroupKey=portgroup.key))))
-    spec = vim.vm.ConfigSpec(
-        name=NAME, instanceUuid=instance_uuid, numCPUs=1, memoryMB=64,
-        guestId="otherLinux64Guest", deviceChange=[controller, disk, nic],
-        files=vim.vm.FileInfo(vmPathName="[LocalDS_0]"))
-    task = datacenter.vmFolder.CreateVM_Task(config=spec, pool=cluster.resourcePool)
-    WaitForTask(task)
-    vm = task.info.result
+    vm = create_vm(si, vm_spec(si, NAME, instance_uuid, MAC, "DC0_DVPG0"), "DC0_C0")
     WaitForTask(vm.PowerOnVM_Task())
     return vm
 
@@ -108,7 +78,7 @@ def ctx(lab, si, tmp_path_factory) -> Iterator[dict]:
     context = {"lab": lab, "env": env, "mapping": str(mapping)}
     for stale in _vms_named(si, NAME):  # an interrupted run's (the estate persists it)
         onboard(context, "unmanage", stale.config.instanceUuid, check=False)
-        _destroy(stale)
+        destroy(stale)
     instance_uuid = str(uuid.uuid4())
     vm = _make_vm(si, instance_uuid)
     context.update(vm=vm, uuid=instance_uuid)
@@ -116,7 +86,7 @@ def ctx(lab, si, tmp_path_factory) -> Iterator[dict]:
         yield context
     finally:
         onboard(context, "unmanage", instance_uuid, check=False)
-        _destroy(vm)
+        destroy(vm)
 
 
 def _vms_named(si, name: str) -> list:
@@ -126,12 +96,6 @@ def _vms_named(si, name: str) -> list:
         return [o for o in view.view if o.name == name]
     finally:
         view.Destroy()
-
-
-def _destroy(vm) -> None:
-    if vm.runtime.powerState == "poweredOn":
-        WaitForTask(vm.PowerOffVM_Task())
-    WaitForTask(vm.Destroy_Task())
 
 
 def onboard(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -38,6 +38,7 @@ from pyVim.task import WaitForTask
 from pyVmomi import vim
 
 from tests.functional.lab import REPO
+from tests.functional.vcenter import create_vm, destroy, every, vm_spec
 
 CLI = Path(sys.executable).parent / "os-onboard"
 HOSTS = {"DC0_C0": "vc-c0", "DC0_C1": "vc-c1"}
@@ -57,14 +58,6 @@ def si(lab):
     Disconnect(conn)
 
 
-def every(si, kind) -> dict:
-    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [kind], True)
-    try:
-        return {o.name: o for o in view.view}
-    finally:
-        view.Destroy()
-
-
 def witness(vm) -> tuple:
     """What a restart or a reconfiguration would change."""
     return vm.runtime.bootTime, vm.runtime.powerState, vm.config.changeVersion
@@ -81,7 +74,7 @@ def ctx(lab, si, tmp_path_factory) -> Iterator[dict]:
                "log": state / "watch.log"}
     for stale in [v for n, v in vms.items() if n == NEW_NAME]:  # an interrupted run's
         onboard(context, "unmanage", stale.config.instanceUuid, check=False)
-        _destroy(stale)
+        destroy(stale)
     try:
         yield context
     finally:
@@ -89,7 +82,7 @@ def ctx(lab, si, tmp_path_factory) -> Iterator[dict]:
             onboard(context, "unmanage", context["vms"][name].config.instanceUuid, check=False)
         for vm in [v for n, v in every(si, vim.VirtualMachine).items() if n == NEW_NAME]:
             onboard(context, "unmanage", vm.config.instanceUuid, check=False)
-            _destroy(vm)
+            destroy(vm)
 
 
 def onboard(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -121,12 +114,6 @@ def wait_for(what: str, probe, timeout: float = 60, interval: float = 0.5) -> fl
     took = time.monotonic() - started
     print(f"{what}: {took:.1f} s")
     return took
-
-
-def _destroy(vm) -> None:
-    if vm.runtime.powerState == "poweredOn":
-        WaitForTask(vm.PowerOffVM_Task())
-    WaitForTask(vm.Destroy_Task())
 
 
 def _cluster(vm) -> str:
@@ -233,32 +220,9 @@ def test_relocation_to_the_other_cluster_moves_the_server(ctx, si, watcher):
 def test_a_vm_made_in_vcenter_is_adopted_by_the_policy(ctx, si, watcher):
     """Phase 3, vCenter -> OpenStack: a new VM on a managed cluster whose name the
     mapping's owner rules take becomes a server with its instanceUuid and MAC."""
-    clusters = every(si, vim.ClusterComputeResource)
-    portgroup = every(si, vim.dvs.DistributedVirtualPortgroup)[ctx["lab"]["LAB_VC_PORT_GROUP"]]
-    datacenter = every(si, vim.Datacenter)["DC0"]
     instance_uuid = str(uuid.uuid4())
-    nic = vim.vm.device.VirtualDeviceSpec(
-        operation="add", device=vim.vm.device.VirtualVmxnet3(
-            key=4000, addressType="manual", macAddress=NEW_MAC,
-            backing=vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
-                port=vim.dvs.PortConnection(
-                    switchUuid=portgroup.config.distributedVirtualSwitch.uuid,
-                    portgroupKey=portgroup.key))))
-    controller = vim.vm.device.VirtualDeviceSpec(
-        operation="add", device=vim.vm.device.VirtualLsiLogicController(
-            key=1000, busNumber=0, sharedBus="noSharing"))
-    disk = vim.vm.device.VirtualDeviceSpec(
-        operation="add", fileOperation="create", device=vim.vm.device.VirtualDisk(
-            key=2000, controllerKey=1000, unitNumber=0, capacityInKB=1024,
-            backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
-                diskMode="persistent", thinProvisioned=True, fileName="")))
-    spec = vim.vm.ConfigSpec(name=NEW_NAME, instanceUuid=instance_uuid, numCPUs=1,
-                             memoryMB=64, guestId="otherLinux64Guest",
-                             deviceChange=[controller, disk, nic],
-                             files=vim.vm.FileInfo(vmPathName="[LocalDS_0]"))
-    task = datacenter.vmFolder.CreateVM_Task(config=spec, pool=clusters["DC0_C1"].resourcePool)
-    WaitForTask(task)
-    vm = task.info.result
+    vm = create_vm(si, vm_spec(si, NEW_NAME, instance_uuid, NEW_MAC,
+                               ctx["lab"]["LAB_VC_PORT_GROUP"]), "DC0_C1")
     prefix = ctx["lab"].get("LAB_VC_CIDR", "10.99.0.0/24").rsplit(".", 1)[0]
     address = f"{prefix}.{NEW_IP_SUFFIX}"
     # VMware Tools report its address (the simulator's SET.guest.ipAddress), then it runs

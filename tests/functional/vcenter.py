@@ -1,0 +1,55 @@
+"""What the vCenter functional tests do as a vCenter user (pyVmomi on the lab's simulator)."""
+
+from __future__ import annotations
+
+from pyVim.task import WaitForTask
+from pyVmomi import vim
+
+
+def every(si, kind) -> dict:
+    """Objects of one kind by name."""
+    view = si.content.viewManager.CreateContainerView(si.content.rootFolder, [kind], True)
+    try:
+        return {o.name: o for o in view.view}
+    finally:
+        view.Destroy()
+
+
+def vm_spec(si, name: str, instance_uuid: str, mac: str, port_group: str,
+            datastore: str = "LocalDS_0") -> vim.vm.ConfigSpec:
+    """A VM as a vCenter user makes one: a thin 1 MiB root VMDK on an LSI Logic
+    controller, one vmxnet3 NIC with a fixed MAC on a distributed port group, its own
+    instanceUuid, no OpenStack tag."""
+    portgroup = every(si, vim.dvs.DistributedVirtualPortgroup)[port_group]
+    controller = vim.vm.device.VirtualDeviceSpec(
+        operation="add", device=vim.vm.device.VirtualLsiLogicController(
+            key=1000, busNumber=0, sharedBus="noSharing"))
+    disk = vim.vm.device.VirtualDeviceSpec(
+        operation="add", fileOperation="create", device=vim.vm.device.VirtualDisk(
+            key=2000, controllerKey=1000, unitNumber=0, capacityInKB=1024,
+            backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                diskMode="persistent", thinProvisioned=True, fileName="")))
+    nic = vim.vm.device.VirtualDeviceSpec(
+        operation="add", device=vim.vm.device.VirtualVmxnet3(
+            key=4000, addressType="manual", macAddress=mac,
+            backing=vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
+                port=vim.dvs.PortConnection(
+                    switchUuid=portgroup.config.distributedVirtualSwitch.uuid,
+                    portgroupKey=portgroup.key))))
+    return vim.vm.ConfigSpec(name=name, instanceUuid=instance_uuid, numCPUs=1, memoryMB=64,
+                             guestId="otherLinux64Guest", deviceChange=[controller, disk, nic],
+                             files=vim.vm.FileInfo(vmPathName=f"[{datastore}]"))
+
+
+def create_vm(si, spec: vim.vm.ConfigSpec, cluster: str, datacenter: str = "DC0"):
+    """CreateVM_Task in the cluster's root resource pool; the new VM (powered off)."""
+    pool = every(si, vim.ClusterComputeResource)[cluster].resourcePool
+    task = every(si, vim.Datacenter)[datacenter].vmFolder.CreateVM_Task(config=spec, pool=pool)
+    WaitForTask(task)
+    return task.info.result
+
+
+def destroy(vm) -> None:
+    if vm.runtime.powerState == "poweredOn":
+        WaitForTask(vm.PowerOffVM_Task())
+    WaitForTask(vm.Destroy_Task())
