@@ -78,19 +78,20 @@ def live_vms(inventory: Inventory) -> dict[str, tuple[HostInventory, Vm]]:
 def compute_node(host: HostInventory, vm: Vm) -> str:
     """The Nova compute node a VM runs under, as its driver names it (libvirt: the host;
     vSphere: the VM's cluster)."""
-    adoption = _adoption(host)
+    adoption = adoption_of(host)
     node = adoption.compute_node(host.host, vm) if adoption else host.host.hostname
     return node or host.host.hostname or ""
 
 
 def covers_node(host: HostInventory, node: str | None) -> bool:
     """Whether reading ``host`` shows every VM of compute node ``node``."""
-    adoption = _adoption(host)
+    adoption = adoption_of(host)
     return bool(node) and (adoption.covers_node(host.host, node) if adoption
                            else node == host.host.hostname)
 
 
-def _adoption(host: HostInventory) -> Adoption | None:
+def adoption_of(host: HostInventory) -> Adoption | None:
+    """The adoption capability of the driver that read ``host`` (None: no such driver)."""
     try:
         return driver_named(host.host.kind).adoption
     except ConfigError:  # an inventory of a kind no installed driver reads
@@ -105,10 +106,10 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
     :param others: UUIDs of servers Nova has that os-onboard did not adopt
         (booted by Nova): never "not adopted".
     """
-    live = {uuid: (compute_node(host, vm), vm)
-            for uuid, (host, vm) in live_vms(inventory).items()}
+    found = live_vms(inventory)
+    live = {uuid: (compute_node(host, vm), vm) for uuid, (host, vm) in found.items()}
     # VMs whose place counts while they are off (one registration: vSphere)
-    placed = {uuid for uuid, (host, vm) in live_vms(inventory).items()
+    placed = {uuid for uuid, (host, vm) in found.items()
               if vm.power_state == PowerState.RUNNING or _placed_when_off(host)}
     readable = [h for h in inventory.hosts if h.status == HostStatus.OK]
     drifts: list[Drift] = []
@@ -134,7 +135,7 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
 
 
 def _placed_when_off(host: HostInventory) -> bool:
-    adoption = _adoption(host)
+    adoption = adoption_of(host)
     return bool(adoption and adoption.placed_when_off)
 
 

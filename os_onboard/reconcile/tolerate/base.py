@@ -20,14 +20,13 @@ from os_onboard.apply.steps import ApplyEnv
 from os_onboard.cloud.base import Cloud
 from os_onboard.cloud.nova_helper import run_helper
 from os_onboard.drivers.adoption import Adoption
-from os_onboard.drivers.registry import driver_named
-from os_onboard.exceptions import CloudError, ConfigError
+from os_onboard.exceptions import CloudError
 from os_onboard.inventory.models import HostInventory, Inventory, Vm
 from os_onboard.mapping.model import Mapping
 from os_onboard.plan.builder import build_plan, read_cloud_view
 from os_onboard.plan.cloudview import CloudView
 from os_onboard.plan.model import Plan, Step, StepKind, VmPlan
-from os_onboard.reconcile.drift import Drift, compute_node, covers_node, live_vms
+from os_onboard.reconcile.drift import Drift, adoption_of, compute_node, covers_node, live_vms
 from os_onboard.state.journal import Journal
 from os_onboard.state.statuses import DriftAction
 
@@ -99,10 +98,7 @@ class Context:
         if self.shutdown_grace is not None:
             return self.shutdown_grace
         found = self._live(uuid)
-        try:
-            adoption = driver_named(found[0].host.kind).adoption if found else None
-        except ConfigError:  # an inventory of a kind no installed driver reads
-            adoption = None
+        adoption = adoption_of(found[0]) if found else None
         return (adoption or Adoption).shutdown_grace
 
     def compute_host(self, uuid: str) -> str:
