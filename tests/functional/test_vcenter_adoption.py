@@ -17,11 +17,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -29,9 +27,8 @@ from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
-from tests.functional.vcenter import create_vm, destroy, vm_spec
+from tests.functional.vcenter import create_vm, destroy, onboard, vm_spec
 
-CLI = Path(sys.executable).parent / "os-onboard"
 MAC = "00:50:56:3f:00:a1"
 NAME = "legacy-vc-adopt"
 
@@ -96,15 +93,6 @@ def _vms_named(si, name: str) -> list:
         return [o for o in view.view if o.name == name]
     finally:
         view.Destroy()
-
-
-def onboard(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(CLI), *args], env=ctx["env"], capture_output=True, text=True,
-                          check=False, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"os-onboard {' '.join(args)}: rc {proc.returncode}\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def openstack(ctx: dict, *args: str) -> dict | list:

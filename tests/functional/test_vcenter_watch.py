@@ -25,11 +25,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -38,9 +36,8 @@ from pyVim.task import WaitForTask
 from pyVmomi import vim
 
 from tests.functional.lab import REPO
-from tests.functional.vcenter import create_vm, destroy, every, vm_spec
+from tests.functional.vcenter import CLI, create_vm, destroy, every, onboard, vm_spec
 
-CLI = Path(sys.executable).parent / "os-onboard"
 HOSTS = {"DC0_C0": "vc-c0", "DC0_C1": "vc-c1"}
 NEW_NAME = "legacy-vc-born"  # matches the mapping's owner rule legacy-vc-*
 NEW_MAC = "00:50:56:3f:20:01"
@@ -83,15 +80,6 @@ def ctx(lab, si, tmp_path_factory) -> Iterator[dict]:
         for vm in [v for n, v in every(si, vim.VirtualMachine).items() if n == NEW_NAME]:
             onboard(context, "unmanage", vm.config.instanceUuid, check=False)
             destroy(vm)
-
-
-def onboard(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(CLI), *args], env=ctx["env"], capture_output=True, text=True,
-                          check=False, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"os-onboard {' '.join(args)}: rc {proc.returncode}\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def openstack(ctx: dict, *args: str):

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from pyVim.task import WaitForTask
 from pyVmomi import vim
+
+CLI = Path(sys.executable).parent / "os-onboard"
 
 
 def every(si, kind) -> dict:
@@ -53,3 +59,13 @@ def destroy(vm) -> None:
     if vm.runtime.powerState == "poweredOn":
         WaitForTask(vm.PowerOffVM_Task())
     WaitForTask(vm.Destroy_Task())
+
+
+def onboard(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """The os-onboard command as a user runs it, with the test's environment (ctx["env"])."""
+    proc = subprocess.run([str(CLI), *args], env=ctx["env"], capture_output=True, text=True,
+                          check=False, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"os-onboard {' '.join(args)}: rc {proc.returncode}\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
