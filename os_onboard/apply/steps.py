@@ -19,7 +19,14 @@ from os_onboard.cloud.nova_helper import run_cinder_helper
 from os_onboard.drivers.adoption import Adoption, HostTarget
 from os_onboard.drivers.registry import driver_for
 from os_onboard.exceptions import CloudError, ConfigError, NovaHelperError, VolumeWentToError
-from os_onboard.plan.model import MARKER_KEY, PORT_DESCRIPTION_PREFIX, Step, StepKind, VmPlan
+from os_onboard.plan.model import (
+    MARKER_KEY,
+    PORT_DESCRIPTION_PREFIX,
+    VM_NAME_KEY,
+    Step,
+    StepKind,
+    VmPlan,
+)
 
 #: Volume metadata key naming the disk a volume was adopted from.
 DISK_KEY = "os-onboard:disk"
@@ -286,7 +293,8 @@ def server_item(env: ApplyEnv, vm: VmPlan, step: Step, results: dict[str, dict],
             "system_metadata": p["system_metadata"],
             "root_device_name": p["root_device_name"], "root_kind": p["root_kind"],
             "availability_zone": env.availability_zone,
-            "metadata": {MARKER_KEY: marker(vm, when)}, "bdms": bdms, "ports": ports}
+            "metadata": {MARKER_KEY: marker(vm, when), VM_NAME_KEY: vm.name},
+            "bdms": bdms, "ports": ports}
 
 
 def _allocation(env: ApplyEnv, vm: VmPlan, flavor: dict) -> tuple[str, dict[str, int]]:

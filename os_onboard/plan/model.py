@@ -116,6 +116,9 @@ class Plan(_Model):
 #: Ownership marker on every record os-onboard creates (server metadata,
 #: volume metadata, port description): who adopted it, from where, when.
 MARKER_KEY = "os-onboard:adopted"
+#: Server metadata key holding the VM's name as last taken from the hypervisor: a rename
+#: there differs from it, a rename through OpenStack (display name) does not.
+VM_NAME_KEY = "os-onboard:vm-name"
 #: The start of every port description os-onboard writes (``apply.steps.PORT_DESCRIPTION``):
 #: the plan and ``cleanup`` know os-onboard's ports by it.
 PORT_DESCRIPTION_PREFIX = "os-onboard: adopted NIC of "
