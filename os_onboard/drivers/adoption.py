@@ -93,6 +93,10 @@ class Adoption(abc.ABC):
     #: whether a VM that is off still says where it is (libvirt: no - a shut-off
     #: domain may be defined on several hosts, only a running one is placed)
     placed_when_off: bool = False
+    #: whether the VM's name on the hypervisor is the name people give it (vSphere:
+    #: yes, a rename in vCenter is a rename of the server); libvirt: no - Nova names
+    #: the domains it redefines ``instance-<n>``, which is no rename of the server
+    vm_name_is_display_name: bool = False
 
     def nic_refusal(self, nic: Nic) -> str | None:
         """Why this NIC cannot become a Neutron port Nova's driver plugs (None: it can)."""

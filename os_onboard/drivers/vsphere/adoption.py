@@ -42,6 +42,8 @@ class VsphereAdoption(Adoption):
     #: a VM is registered on one host whatever its power state: a cold
     #: relocation to another cluster moves the instance too
     placed_when_off = True
+    #: the VM's name is what people call it in vCenter (Nova names its own VMs by uuid)
+    vm_name_is_display_name = True
 
     def compute_node(self, host: Host, vm: Vm) -> str | None:
         cluster = vm.location.cluster_id if vm.location else None
