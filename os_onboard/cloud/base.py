@@ -69,6 +69,16 @@ class Cloud(abc.ABC):
         """One server: ``{"id", "name", "status", "host", "metadata"}``; None if none."""
 
     @abc.abstractmethod
+    def rename_server(self, uuid: str, name: str, metadata: dict[str, str]) -> None:
+        """Set a server's display name, then merge ``metadata`` into its metadata.
+
+        Nova has no one call for both (``PUT /servers/{id}``, then ``POST
+        /servers/{id}/metadata``); the name goes first, so a stop between the
+        two leaves the metadata behind, where the next comparison sees it.
+        Nova refuses the metadata with a 409 while a task is in flight.
+        """
+
+    @abc.abstractmethod
     def flavors(self) -> list[dict]:
         """Every flavor, public or not: ``{"id", "name", "vcpus", "ram", "disk",
         "ephemeral", "swap", "is_public", "extra_specs"}``."""

@@ -26,6 +26,7 @@ class DriftKind(StrEnum):
     DISK_ADDED = "disk-added"
     DISK_REMOVED = "disk-removed"
     RESIZED = "resized"                # vCPUs or memory differ from the flavor
+    RENAMED = "renamed"                # the VM renamed on the hypervisor (vSphere)
     VM_GONE = "vm-gone"                # undefined or destroyed (no host has it)
     NOT_ADOPTED = "not-adopted"        # a VM on a managed host OpenStack does not know
 
@@ -44,6 +45,9 @@ class AdoptedServer:
     ports: tuple[tuple[str, tuple[str, ...], str], ...] = ()  # (mac, ips, binding host)
     volume_devices: tuple[str, ...] = ()  # guest device names of attached volumes
     volume_ids: tuple[str, ...] = ()      # their volumes, in the same order
+    #: the VM's name as last taken from the hypervisor (metadata ``os-onboard:vm-name``);
+    #: None: adopted before os-onboard kept it, so a rename cannot be told apart
+    vm_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,10 +110,10 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
     :param others: UUIDs of servers Nova has that os-onboard did not adopt
         (booted by Nova): never "not adopted".
     """
-    found = live_vms(inventory)
-    live = {uuid: (compute_node(host, vm), vm) for uuid, (host, vm) in found.items()}
+    found_on = live_vms(inventory)
+    live = {uuid: (compute_node(host, vm), vm) for uuid, (host, vm) in found_on.items()}
     # VMs whose place counts while they are off (one registration: vSphere)
-    placed = {uuid for uuid, (host, vm) in found.items()
+    placed = {uuid for uuid, (host, vm) in found_on.items()
               if vm.power_state == PowerState.RUNNING or _placed_when_off(host)}
     readable = [h for h in inventory.hosts if h.status == HostStatus.OK]
     drifts: list[Drift] = []
@@ -127,6 +131,8 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
         hostname, vm = found
         drifts.extend(_compare(server, hostname, hosts.get(hostname, hostname), vm,
                                server.uuid in placed))
+        if _names_are_display_names(found_on[server.uuid][0]):
+            drifts.extend(_renamed(server, vm))
     for uuid, (hostname, vm) in live.items():
         if uuid not in known and hostname in hosts:  # a node some nova-compute manages
             drifts.append(Drift(DriftKind.NOT_ADOPTED, uuid, vm.name, "not in OpenStack",
@@ -137,6 +143,28 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
 def _placed_when_off(host: HostInventory) -> bool:
     adoption = adoption_of(host)
     return bool(adoption and adoption.placed_when_off)
+
+
+def _names_are_display_names(host: HostInventory) -> bool:
+    adoption = adoption_of(host)
+    return bool(adoption and adoption.vm_name_is_display_name)
+
+
+def _renamed(server: AdoptedServer, vm: Vm) -> list[Drift]:
+    """A rename on the hypervisor: the VM's name differs from the one last taken from it.
+
+    A rename through OpenStack changes the display name only, never that
+    key, so it is no drift (never undone). When both changed (phase 3), the
+    hypervisor's new name wins; the detail keeps the OpenStack name it
+    overwrites. A server without the key (adopted before it was kept) has
+    no rename drift: its display name may have been changed on purpose.
+    """
+    if server.vm_name is None or vm.name == server.vm_name:
+        return []
+    detail = {"name": vm.name, "vm_name_was": server.vm_name}
+    if server.name != server.vm_name:  # renamed through OpenStack too: overwritten
+        detail["openstack_name"] = server.name
+    return [Drift(DriftKind.RENAMED, server.uuid, vm.name, server.name, vm.name, detail)]
 
 
 def _compare(server: AdoptedServer, hostname: str, service_host: str, vm: Vm,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from os_onboard.cloud.base import Cloud
-from os_onboard.plan.model import MARKER_KEY
+from os_onboard.plan.model import MARKER_KEY, VM_NAME_KEY
 from os_onboard.reconcile.drift import AdoptedServer
 
 
@@ -35,7 +35,8 @@ def adopted_servers(cloud: Cloud) -> tuple[list[AdoptedServer], frozenset[str]]:
                              status=s["status"], vcpus=s["vcpus"] or 0, ram=s["ram"] or 0,
                              ports=tuple(ports.get(u, [])),
                              volume_devices=tuple(devices.get(u, [])),
-                             volume_ids=tuple(volume_ids.get(u, [])))
+                             volume_ids=tuple(volume_ids.get(u, [])),
+                             vm_name=s["metadata"].get(VM_NAME_KEY))
                for u, s in servers.items()]
     # Cinder's own VMs are OpenStack's too: a VMDK volume's backing VM has the
     # volume's id as its instanceUuid (never "not adopted")

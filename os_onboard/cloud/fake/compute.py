@@ -75,6 +75,17 @@ class Compute(State):
                                                                     "metadata")}}
 
     @op
+    def rename_server(self, uuid: str, name: str, metadata: dict[str, str]) -> None:
+        server = self.servers_.get(uuid)
+        if server is None:
+            raise http_error(f"server {uuid}", 404, f"no instance {uuid}")
+        server["name"] = name
+        if server.get("task_state"):  # Nova's metadata API: task_state=None only
+            raise http_error(f"server {uuid} metadata", 409,
+                             f"instance {uuid} in task_state {server['task_state']}")
+        server["metadata"].update(metadata)
+
+    @op
     def flavors(self) -> list[dict]:
         return self.flavors_
 

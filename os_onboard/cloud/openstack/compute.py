@@ -79,6 +79,14 @@ class Compute(Service):
                 "host": found.get("OS-EXT-SRV-ATTR:host"),
                 "metadata": dict(found.get("metadata") or {})}
 
+    def rename_server(self, uuid: str, name: str, metadata: dict[str, str]) -> None:
+        rest = self._rest("compute")
+        json_of(f"rename server {uuid}", rest.put(
+            f"/servers/{uuid}", json={"server": {"name": name}}, microversion=COMPUTE_SERVERS))
+        json_of(f"server {uuid} metadata", rest.post(
+            f"/servers/{uuid}/metadata", json={"metadata": metadata},
+            microversion=COMPUTE_SERVERS))
+
     def flavors(self) -> list[dict]:
         found = call("list flavors", lambda: list(
             self._conn.compute.flavors(details=True, is_public=None)))

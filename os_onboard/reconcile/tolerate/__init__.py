@@ -14,6 +14,7 @@ has the Nova paths behind each rule):
   detached in the records only.
 * resized: :mod:`.resize` - flavor (planner's policy), request spec,
   allocation.
+* renamed: :mod:`.rename` - display name and the VM-name key (vSphere).
 * vm-gone: :mod:`.gone` - records purged as ``unmanage`` does.
 * not-adopted: reported (``plan``/``apply`` adopt it); under the ``adopt``
   policy (asked for by name, for this kind only): :mod:`.adopt` - plan and
@@ -27,7 +28,16 @@ from collections.abc import Callable
 from os_onboard.exceptions import OnboardError
 from os_onboard.reconcile.drift import Drift, DriftKind
 from os_onboard.reconcile.policy import ADOPT
-from os_onboard.reconcile.tolerate import adopt, disks, gone, migration, nics, power, resize
+from os_onboard.reconcile.tolerate import (
+    adopt,
+    disks,
+    gone,
+    migration,
+    nics,
+    power,
+    rename,
+    resize,
+)
 from os_onboard.reconcile.tolerate.base import Context, Outcome
 from os_onboard.state.statuses import DriftAction
 
@@ -44,6 +54,7 @@ EXECUTORS: dict[DriftKind, Callable[[Context, Drift], Outcome]] = {
     DriftKind.DISK_ADDED: disks.added,
     DriftKind.DISK_REMOVED: disks.removed,
     DriftKind.RESIZED: resize.resized,
+    DriftKind.RENAMED: rename.renamed,
     DriftKind.VM_GONE: gone.gone,
 }
 

@@ -1,5 +1,7 @@
 """Drift detection (pure) and the per-kind policy parser."""
 
+from dataclasses import replace
+
 import pytest
 
 from os_onboard.exceptions import ConfigError
@@ -11,6 +13,7 @@ from os_onboard.inventory.models import (
     HostStatus,
     Inventory,
     IpAddress,
+    Location,
     Nic,
     PowerState,
     Problem,
@@ -191,3 +194,57 @@ def test_adopt_is_a_policy_for_not_adopted_only():
                                                   kinds={"power-changed": "adopt"})])
     with pytest.raises(ConfigError):
         parse_policies("adopt", [])  # not a default for every kind
+
+
+# -- renamed (vSphere: the VM's name is the one people give it) ----------------------
+
+VC = "5f2a1c9e-0000-4000-8000-00000000vc01"
+
+
+def vc_host(*vms) -> HostInventory:
+    return HostInventory(host=Host(uri="vsphere://u@vc/", kind="vsphere", hostname="vc",
+                                   uuid=VC), vms=list(vms))
+
+
+def vc_vm(name: str) -> Vm:
+    return vm(name=name).model_copy(update={"location": Location(cluster_id="domain-c7")})
+
+
+def vc_server(name: str, vm_name: str | None) -> AdoptedServer:
+    return AdoptedServer(uuid=UUID, name=name, host="vc-c0", node=f"domain-c7.{VC}",
+                         status="ACTIVE", vcpus=1, ram=96, ports=((MAC, (IP,), "vc-c0"),),
+                         vm_name=vm_name)
+
+
+def renames(vm_name: str, server: AdoptedServer, kind=vc_host) -> list:
+    inventory = Inventory(hosts=[kind(vc_vm(vm_name))])
+    return [(d.before, d.after, d.detail) for d in
+            find_drift(inventory, [server], {f"domain-c7.{VC}": "vc-c0"})]
+
+
+def test_a_rename_in_vcenter_is_drift_against_the_name_last_taken_from_it():
+    assert renames("web1", vc_server("web1", "web1")) == []
+    assert renames("web2", vc_server("web1", "web1")) == [
+        ("web1", "web2", {"name": "web2", "vm_name_was": "web1"})]
+
+
+def test_a_rename_through_openstack_is_no_drift():
+    assert renames("web1", vc_server("frontend", "web1")) == []
+
+
+def test_both_renamed_at_once_the_vm_wins_and_the_openstack_name_is_kept_in_the_detail():
+    assert renames("web2", vc_server("frontend", "web1")) == [
+        ("frontend", "web2", {"name": "web2", "vm_name_was": "web1",
+                              "openstack_name": "frontend"})]
+
+
+def test_no_rename_drift_without_the_key_nor_on_libvirt():
+    assert renames("web2", vc_server("web1", None)) == []  # adopted before the key existed
+    # libvirt: Nova names the domains it redefines instance-<n>; that is no rename
+    inventory = Inventory(hosts=[host("hv-a", vm(name="instance-0000002a"))])
+    assert find_drift(inventory, [replace(server(), vm_name="web1")], HOSTS) == []
+
+
+def test_the_vm_name_survives_the_records_cache():
+    records = Records([vc_server("frontend", "web1")], {}, [], frozenset())
+    assert records_from_document(records_document(records)) == records

@@ -5,6 +5,7 @@ runs the executor, and checks what it wrote to the cloud and asked of the
 Nova-side helper - and, for the safety rules, what it must never write.
 """
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +21,7 @@ from os_onboard.inventory.models import (
     Problem,
     Severity,
 )
+from os_onboard.plan.model import VM_NAME_KEY
 from os_onboard.reconcile.drift import AdoptedServer, Drift, DriftKind, find_drift
 from os_onboard.reconcile.tolerate import Context, Tolerator, base
 from tests.unit.apply.test_runner import (
@@ -267,14 +269,77 @@ def test_a_vanished_vm_is_purged_unless_a_host_was_not_read(cloud):
             severity=Severity.ERROR, code="host-unreachable", message="no answer")]})
     half = Inventory(hosts=[inventory().hosts[0], dead])
     assert tolerate(cloud, half, server(cloud)) == []  # not even drift
-    ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=half)
+    earlier = datetime.now(UTC) - timedelta(seconds=3)  # a pass before saw it absent
+    ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=half,
+                  seen_since=lambda *a: earlier)
     drift = Drift(DriftKind.VM_GONE, UUID1, "lab-vm1", "on compute-hv1", "on no host")
     assert Tolerator(ctx).apply(drift, "tolerate").action == "deferred"  # nor acted on
     assert cloud.helper_log == [] and cloud.ports_
-    [out] = tolerate(cloud, inventory(), server(cloud))
+    [out] = tolerate(cloud, inventory(), server(cloud), seen_since=lambda *a: earlier)
     assert out.action == "tolerated", out
     assert [c for c, _ in cloud.helper_log] == ["release"]  # purge, never a soft delete
     assert cloud.ports_ == []
+
+
+def test_a_vm_absent_from_one_pass_only_is_not_gone(cloud):
+    """The first pass that misses a VM defers (and asks for a pass soon); only the
+    second in a row removes the records."""
+    cloud.servers_[UUID1] = {"name": "lab-vm1", "status": "ACTIVE", "host": "compute-hv1",
+                             "metadata": {"os-onboard:adopted": "x"}}
+    [out] = tolerate(cloud, inventory(), server(cloud), seen_since=lambda *a: None)
+    assert (out.drift.kind, out.action) == (DriftKind.VM_GONE, "deferred")
+    assert out.recheck_in is not None and out.recheck_in <= 5
+    assert cloud.helper_log == [] and UUID1 in cloud.servers_
+
+
+# -- renamed ----------------------------------------------------------------------------
+
+def renamed(cloud, vm_name, display, key="lab-vm1"):
+    cloud.servers_[UUID1].update(name=display, metadata={MARKER_KEY: "x", VM_NAME_KEY: key})
+    inv = inventory(guest(vm_name, UUID1))
+    inv.hosts[0].host.kind = "vsphere"  # names are display names there
+    srv = replace(server(cloud), name=display, vm_name=key)
+    ctx = Context(cloud=cloud, hypervisors=[dict(HYPERVISOR)], inventory=inv)
+    drifts = [d for d in find_drift(inv, [srv], HOSTS)
+              if d.kind is DriftKind.RENAMED]
+    return [Tolerator(ctx).apply(d, "tolerate") for d in drifts]
+
+
+@pytest.fixture
+def vsphere_node(monkeypatch):
+    """The fake inventory's VM has no cluster: name its node as libvirt would."""
+    from os_onboard.drivers.vsphere import adoption
+    monkeypatch.setattr(adoption.VsphereAdoption, "compute_node",
+                        lambda self, host, vm: host.hostname)
+
+
+def test_a_rename_in_vcenter_becomes_the_display_name_and_the_key(cloud, vsphere_node):
+    [out] = renamed(cloud, "lab-vm1-new", "lab-vm1")
+    assert out.action == "tolerated" and "overwritten" not in out.detail
+    record = cloud.servers_[UUID1]
+    assert (record["name"], record["metadata"][VM_NAME_KEY]) == ("lab-vm1-new", "lab-vm1-new")
+    assert record["metadata"][MARKER_KEY] == "x"  # merged, not replaced
+    assert renamed(cloud, "lab-vm1-new", "lab-vm1-new", "lab-vm1-new") == []  # no echo
+    assert cloud.helper_log == []  # Nova's API, not its database
+
+
+def test_renamed_on_both_sides_the_vm_wins_and_says_what_it_overwrote(cloud, vsphere_node):
+    [out] = renamed(cloud, "lab-vm1-new", "renamed-in-openstack")
+    assert out.action == "tolerated"
+    assert "'renamed-in-openstack' set through OpenStack is overwritten" in out.detail
+    assert cloud.servers_[UUID1]["name"] == "lab-vm1-new"
+
+
+def test_a_rename_while_nova_acts_is_queued_with_the_key_left_behind(cloud, vsphere_node):
+    cloud.servers_[UUID1]["task_state"] = "rebooting"
+    [out] = renamed(cloud, "lab-vm1-new", "lab-vm1")
+    assert out.action == "failed" and "409" in out.detail
+    # the key still differs: the next pass (Nova done) writes both again
+    assert cloud.servers_[UUID1]["metadata"][VM_NAME_KEY] == "lab-vm1"
+    cloud.servers_[UUID1]["task_state"] = None
+    [out] = renamed(cloud, "lab-vm1-new", cloud.servers_[UUID1]["name"])
+    assert out.action == "tolerated"
+    assert cloud.servers_[UUID1]["metadata"][VM_NAME_KEY] == "lab-vm1-new"
 
 
 def test_report_writes_nothing(cloud):
