@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +18,8 @@ from os_onboard.cli.adoption import add_cloud_options, cloud, current_names, hos
 from os_onboard.cli.common import state_store, with_epilog
 from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.discovery.runner import discover_hosts
-from os_onboard.exceptions import CloudError, ConfigError
-from os_onboard.mapping.model import load_mapping
+from os_onboard.exceptions import CloudError, ConfigError, OnboardError
+from os_onboard.mapping.model import PolicyGroup, load_mapping
 from os_onboard.reconcile.loop import PassReport, watch
 from os_onboard.reconcile.passes import PassResult, Stores, reconcile_pass
 from os_onboard.reconcile.pending import Records
@@ -27,6 +29,7 @@ from os_onboard.reconcile.resident import ResidentHelpers, Reused
 from os_onboard.reconcile.tolerate import Context, Tolerator
 from os_onboard.state.audit import AuditLog
 from os_onboard.state.drift_queue import DriftQueue
+from os_onboard.state.hosts import HostRegistry, ManagedHost
 from os_onboard.state.journal import Journal
 from os_onboard.state.records_cache import RecordsCache
 
@@ -65,7 +68,17 @@ OpenStack records); hosts no group names take --policy and --kind-policy:
       kinds: {vm-gone: report}
 Every pass's findings and actions go to the audit log ('os-onboard history').
 
-Hosts: the URIs given, else those of the newest inventory snapshot.
+Hosts: the URIs given; else the registered hosts ('os-onboard host add', with
+--group LABEL: only those labelled so), and 'watch' follows the registry while
+it runs. A 'discover' of an unregistered URI is a one-off: it changes nothing
+here. With no host registered, the hosts of the newest inventory snapshot
+are used, with a warning (deprecated: register them).
+
+A policy group whose 'hosts' is 'group:LABEL' names the registered hosts
+carrying that label:
+  policies:
+    - hosts: "group:prod"
+      policy: report
 
 examples:
   os-onboard drift
@@ -76,17 +89,37 @@ examples:
 """
 
 
-def _hosts(app: Any, uris: list[str]) -> list[str]:
-    if uris:
-        return uris
+DEPRECATED_SNAPSHOT_HOSTS = (
+    "no managed host is registered: using the hosts of the newest inventory snapshot "
+    "(deprecated: a one-off 'discover' changes them; register the hosts to act on with "
+    "'os-onboard host add URI')")
+
+
+def _hosts(app: Any, parsed_args: Any) -> list[str]:
+    """The hosts a pass reads: the URIs given, else the registered ones (of
+    ``--group``), else - deprecated, with a warning - the newest snapshot's."""
+    if parsed_args.uris:
+        if parsed_args.group:
+            raise ConfigError("--group selects registered hosts: give URIs or --group, "
+                              "not both")
+        return list(parsed_args.uris)
+    registry = HostRegistry(state_store(app))
+    registered = registry.list(parsed_args.group)
+    if registered:
+        return [h.uri for h in registered]
+    if parsed_args.group:
+        raise ConfigError(f"no registered host has the group label {parsed_args.group!r} "
+                          "('os-onboard host list')")
     _sid, inventory = state_store(app).load_snapshot()
+    print(f"warning: {DEPRECATED_SNAPSHOT_HOSTS}", file=sys.stderr, flush=True)
     return [h.host.uri for h in inventory.hosts]
 
 
 def _pass(app: Any, parsed_args: Any, policies: Policies | None, cause: str,
-          kept: Kept | None = None) -> PassResult:
-    """One pass; ``kept`` is what a watcher reuses across passes (else made anew)."""
-    inventory = discover_hosts(_hosts(app, parsed_args.uris))
+          kept: Kept | None = None, uris: list[str] | None = None) -> PassResult:
+    """One pass over ``uris`` (default: :func:`_hosts`); ``kept`` is what a
+    watcher reuses across passes (else made anew)."""
+    inventory = discover_hosts(uris if uris is not None else _hosts(app, parsed_args))
     store = state_store(app)
     audit = AuditLog(store)
     connection = kept.connection if kept else Reused(lambda: cloud(app))
@@ -131,15 +164,40 @@ def _context(parsed_args: Any, connection: OpenStackCloud, hypervisors: list[dic
                    shutdown_grace=parsed_args.shutdown_grace)
 
 
-def _policies(parsed_args: Any) -> Policies:
-    """--policy/--kind-policy, after the mapping file's host groups."""
+def _policies(app: Any, parsed_args: Any) -> Policies:
+    """--policy/--kind-policy, after the mapping file's host groups (``group:LABEL``
+    patterns read as the registered hosts with that label)."""
     groups = load_mapping(parsed_args.mapping).policies if parsed_args.mapping else []
+    if any(g.hosts.startswith(LABEL_PREFIX) for g in groups):
+        groups = labelled_groups(groups, HostRegistry(state_store(app)).list())
     policies = parse_policies(parsed_args.policy, parsed_args.kind_policy, groups)
     if ADOPT in policies.default.values() and not parsed_args.mapping:
         # Found out at start, not as a failure queued and retried every pass.
         raise ConfigError("the policy not-adopted=adopt needs --mapping (owners, networks, "
                           "backends: what 'plan' uses)")
     return policies
+
+
+LABEL_PREFIX = "group:"
+
+
+def labelled_groups(groups: list[PolicyGroup], hosts: list[ManagedHost]) -> list[PolicyGroup]:
+    """The mapping's policy groups with each ``hosts: "group:LABEL"`` replaced,
+    in place (first match still wins), by one group per registered host with
+    that label, its URI as an exact pattern; a label no host carries matches
+    nothing (said on stderr, since it is likely a typo or a host not added yet)."""
+    out: list[PolicyGroup] = []
+    for group in groups:
+        if not group.hosts.startswith(LABEL_PREFIX):
+            out.append(group)
+            continue
+        label = group.hosts.removeprefix(LABEL_PREFIX)
+        uris = [h.uri for h in hosts if label in h.groups]
+        if not uris:
+            print(f"warning: policies: no registered host has the group label {label!r}",
+                  file=sys.stderr, flush=True)
+        out += [group.model_copy(update={"hosts": glob.escape(uri)}) for uri in uris]
+    return out
 
 
 def _seen_since(audit: AuditLog, uuid: str, kind: str, after: str) -> datetime | None:
@@ -159,7 +217,10 @@ def _seen_since(audit: AuditLog, uuid: str, kind: str, after: str) -> datetime |
 
 def _common_options(parser: Any, policies: bool = True) -> Any:
     parser.add_argument("uris", nargs="*", metavar="URI",
-                        help="hypervisor URIs (default: the newest snapshot's hosts)")
+                        help="hypervisor URIs (default: the registered hosts, "
+                             "'os-onboard host list')")
+    parser.add_argument("--group", metavar="LABEL",
+                        help="only the registered hosts with this group label")
     if policies:
         parser.add_argument("--policy", choices=POLICIES, default="report",
                             help="for every kind of drift on hosts no 'policies' group of "
@@ -205,7 +266,7 @@ class Reconcile(Lister):
         return _common_options(super().get_parser(prog_name))
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
-        return COLUMNS, _pass(self.app, parsed_args, _policies(parsed_args),
+        return COLUMNS, _pass(self.app, parsed_args, _policies(self.app, parsed_args),
                               "reconcile pass").rows
 
 
@@ -218,11 +279,17 @@ class Watch(Command):
         parser = _common_options(super().get_parser(prog_name))
         parser.add_argument("--interval", type=float, default=60.0, metavar="SECONDS",
                             help="periodic full pass (default 60 s); events wake it sooner")
+        parser.add_argument("--registry-poll", type=float, default=15.0, metavar="SECONDS",
+                            help="following the registered hosts: look for hosts added or "
+                                 "removed this often (default 15 s)")
         return parser
 
     def take_action(self, parsed_args: Any) -> int:
-        policies = _policies(parsed_args)
-        uris = _hosts(self.app, parsed_args.uris)
+        policies = _policies(self.app, parsed_args)
+        uris = _hosts(self.app, parsed_args)
+        # Following the registry (no URIs given, some hosts registered): a host
+        # added or removed while this runs is picked up within --registry-poll.
+        following = not parsed_args.uris and bool(self._registered(parsed_args))
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
@@ -230,21 +297,68 @@ class Watch(Command):
         kept = Kept(Reused(lambda: cloud(self.app)),
                     ResidentHelpers(parsed_args.nova_python, parsed_args.nova_config))
 
-        def one_pass(cause: str) -> PassReport:
-            result = _pass(self.app, parsed_args, policies, cause, kept)
+        def one_pass(hosts: list[str], cause: str) -> PassReport:
+            result = _pass(self.app, parsed_args, policies, cause, kept, hosts)
             for row in result.rows:
                 print(" | ".join(str(c) for c in (row[0], row[2], row[3], "->", row[4],
                                                   row[5], row[6])), flush=True)
             print(f"pass ({cause}): {result.summary()}", file=sys.stderr, flush=True)
             return PassReport(result.retry, result.recheck_in)
 
-        print(f"watching {len(uris)} host(s), policy {parsed_args.policy}, "
-              f"full pass every {parsed_args.interval:.0f} s", file=sys.stderr, flush=True)
         try:
-            watch(uris, one_pass, stop, interval=parsed_args.interval)
+            while not stop.is_set():
+                print(f"watching {len(uris)} host(s)"
+                      + (" (the registered hosts)" if following else "")
+                      + f", policy {parsed_args.policy}, full pass every "
+                        f"{parsed_args.interval:.0f} s", file=sys.stderr, flush=True)
+                this_round = threading.Event()
+                changed: list[str] = []
+                follower = threading.Thread(
+                    target=self._follow, daemon=True, name="registry",
+                    args=(parsed_args, uris if following else None, stop, this_round,
+                          changed))
+                follower.start()
+                watch(uris, lambda cause, hosts=uris: one_pass(hosts, cause), this_round,
+                      interval=parsed_args.interval)
+                this_round.set()
+                follower.join()
+                if changed:
+                    print(f"the registry changed: {len(changed)} host(s) now (was "
+                          f"{len(uris)})", file=sys.stderr, flush=True)
+                    uris = changed
         finally:
             kept.helpers.close()
         return 0
+
+    def _registered(self, parsed_args: Any) -> list[str]:
+        return [h.uri for h in HostRegistry(state_store(self.app)).list(parsed_args.group)]
+
+    def _follow(self, parsed_args: Any, current: list[str] | None, stop: threading.Event,
+                this_round: threading.Event, changed: list[str]) -> None:
+        """End ``this_round`` on stop, or when the registered hosts differ from
+        ``current`` (None: not following the registry), with the new ones in
+        ``changed``. An emptied registry keeps the hosts watched (a pass over no
+        host must not be run: nothing could be judged from it)."""
+        due = time.monotonic() + parsed_args.registry_poll
+        while not this_round.wait(0.5):
+            if stop.is_set():
+                break
+            if current is None or time.monotonic() < due:
+                continue
+            due = time.monotonic() + parsed_args.registry_poll
+            try:
+                now = self._registered(parsed_args)
+            except OnboardError as exc:  # the store briefly unreadable: look again later
+                print(f"warning: cannot read the host registry: {exc}", file=sys.stderr,
+                      flush=True)
+                continue
+            if now and sorted(now) != sorted(current):
+                changed[:] = now
+                break
+            if not now:
+                print("warning: no registered host left: still watching the "
+                      f"{len(current)} host(s) of before", file=sys.stderr, flush=True)
+        this_round.set()
 
 
 class History(Lister):
