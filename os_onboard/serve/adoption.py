@@ -12,6 +12,11 @@ else the store's file lock - writing per-VM progress. An unmanage job
 releases VMs under their ``vm/<uuid>`` locks. The apply
 is journaled step by step: a job resumed by another replica after a crash
 runs the Applier again, which skips what is done and finishes the rest.
+
+Cancel (``POST /v1/jobs/{id}/cancel``) stops an apply between VMs: the VMs
+started finish, the others end ``cancelled`` with nothing written, and the
+job ends ``cancelled`` with each VM's progress; applying the plan again goes
+on from the journal. An unmanage job stops between two VMs' releases.
 """
 
 from __future__ import annotations
@@ -129,13 +134,20 @@ def run_apply(store: StateStore, ctx: JobContext, settings: AdoptionSettings
 
     locks = [f"apply/plan-{plan_id}", *(f"vm/{vm.uuid}" for vm in plan.vms)]
     with _locked(store, settings, locks):
-        outcomes = Applier(plan_id, plan, journal, env, options, progress).run()
+        outcomes = Applier(plan_id, plan, journal, env, options, progress,
+                           cancelled=ctx.cancel_requested).run()
     vms = [{"name": o.name, "uuid": o.uuid, "status": str(o.status), "steps": o.steps_done,
             "detail": o.detail} for o in outcomes]
-    if lost or not ctx.beat({"done": len(vms), "total": len(vms), "vms": per_vm()}):
+    finished = sum(1 for v in vms if v["status"] not in ("cancelled", "pending"))
+    if lost or not ctx.beat({"done": finished, "total": len(vms), "vms": per_vm()}):
         return None, {}  # another replica took the job over meanwhile: it reports, not us
     failed = [v for v in vms if v["status"] == "failed"]
-    return (JobState.FAILED if failed else JobState.SUCCEEDED), {"plan": plan_id, "vms": vms}
+    cancelled = [v for v in vms if v["status"] == "cancelled"]
+    result = {"plan": plan_id, "vms": vms}
+    if cancelled:  # what did start finished; the rest waits for the plan to be applied again
+        return JobState.CANCELLED, {**result, "cancelled": len(cancelled),
+                                    "failed": len(failed)}
+    return (JobState.FAILED if failed else JobState.SUCCEEDED), result
 
 
 def run_unmanage(store: StateStore, ctx: JobContext, settings: AdoptionSettings
@@ -160,7 +172,15 @@ def run_unmanage(store: StateStore, ctx: JobContext, settings: AdoptionSettings
     rows = []
     with _locked(store, settings, [f"vm/{uuid}" for uuid, _ in targets]):
         volumes = cloud.volumes()
-        for name, (uuid, uri) in zip(names, targets, strict=True):
+        pairs = list(zip(names, targets, strict=True))
+        for at, (name, (uuid, uri)) in enumerate(pairs):
+            if ctx.cancel_requested():  # between VMs: a release is never cut in half
+                for left, (left_uuid, _uri) in pairs[at:]:
+                    status[left] = "cancelled"
+                    rows.append({"name": left, "uuid": left_uuid, "status": "cancelled",
+                                 "removed": [], "kept": [], "error": ""})
+                ctx.beat({"done": at, "total": len(names), "vms": status})
+                return JobState.CANCELLED, {"vms": rows}
             hostname, vm, uri = live.get(uuid, (hostnames.get(uri or ""), None, uri))
             host = ctx.job.params.get("host") or hypervisors.get(hostname or "")
             result = unmanage(cloud, uuid, host=host, host_uri=uri,

@@ -29,6 +29,7 @@ class VmStatus(StrEnum):
     FAILED = "failed"     # a step failed: rerun apply to resume, or unmanage
     SKIPPED = "skipped"   # changed on its hypervisor since the plan
     BLOCKED = "blocked"   # the plan refuses it (the reasons are in the detail)
+    CANCELLED = "cancelled"  # not started: the apply was cancelled (applying again goes on)
 
 
 class DriftAction(StrEnum):

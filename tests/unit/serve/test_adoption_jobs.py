@@ -149,3 +149,89 @@ def test_a_drift_job_reports_what_changed_and_writes_nothing(world, tmp_path):
     assert world.cloud.writes() == []  # report only
     _, audit = call(app, "GET", "/v1/audit", MEMBER)
     assert [(e["vm_name"], e["action"]) for e in audit["audit"]] == [("lab-vm1", "reported")]
+
+
+def test_cancel_stops_a_running_apply_between_vms_and_applying_again_goes_on(
+        world, tmp_path, monkeypatch):
+    """Three VMs, one per chunk: the cancel arrives while the first VM's ports are
+    made; that VM is carried to its end, the two others are not started (nothing
+    written for them), the job ends cancelled with per-VM progress, and a new apply
+    job of the same plan adopts the rest from the journal."""
+    from os_onboard.apply import bulk
+    from tests.unit.apply.test_runner import many_vms
+
+    monkeypatch.setattr(bulk, "PIPELINE_CHUNK", 1)
+    store = StateStore(f"sqlite:///{tmp_path}/s.db")
+    vms = many_vms(3)
+    plan_id, plan = world.plan(*vms)
+    app = make_app(Service(store), new_conf(overrides={"api.auth_strategy": "noauth"}))
+    job_path: list[str] = []
+    create_ports = world.cloud.create_ports
+
+    def cancel_on_first_ports(requests):
+        if len(job_path) == 1:
+            resp, body = call(app, "POST", f"{job_path[0]}/cancel", ADMIN)
+            assert resp.status_int == 202 and body["job"]["cancel_requested"], body
+            job_path.append("cancelled")
+        return create_ports(requests)
+
+    monkeypatch.setattr(world.cloud, "create_ports", cancel_on_first_ports)
+    runner = _runner(store, world, tmp_path)
+    try:
+        resp, body = call(app, "POST", "/v1/applies", ADMIN, {"plan": plan_id, "parallel": 1})
+        job_path.append(f"/v1/jobs/{body['job']['id']}")
+        job = _done(app, resp, body)
+        assert job["state"] == "cancelled", job
+        status = {v["name"]: v["status"] for v in job["result"]["vms"]}
+        assert status == {"lab-m00": "adopted", "lab-m01": "cancelled",
+                          "lab-m02": "cancelled"}
+        steps = {vm.name: len(vm.steps) for vm in plan.vms}
+        assert job["progress"]["vms"] == {"lab-m00": f"{steps['lab-m00']}/{steps['lab-m00']} "
+                                                     "steps",
+                                          "lab-m01": f"0/{steps['lab-m01']} steps",
+                                          "lab-m02": f"0/{steps['lab-m02']} steps"}
+        assert job["result"]["cancelled"] == 2 and job["progress"]["done"] == 1
+        # nothing written for the VMs not started; the one started is whole
+        assert [p["device_id"] for p in world.cloud.ports_] == [vms[0].uuid]
+        assert set(world.cloud.allocs) == {vms[0].uuid}
+        assert {uuid for uuid, _key in world.journal.steps(plan_id)} == {"", vms[0].uuid}
+
+        again = _done(app, *call(app, "POST", "/v1/applies", ADMIN, {"plan": plan_id}))
+        assert again["state"] == "succeeded", again
+        assert {v["status"] for v in again["result"]["vms"]} == {"adopted"}
+        assert sorted(p["device_id"] for p in world.cloud.ports_) == sorted(v.uuid for v in vms)
+    finally:
+        runner.stop()
+
+
+def test_cancel_stops_an_unmanage_job_between_vms(world, tmp_path, monkeypatch):
+    from tests.unit.apply.test_runner import many_vms
+
+    store = StateStore(f"sqlite:///{tmp_path}/s.db")
+    vms = many_vms(2)
+    plan_id, plan = world.plan(*vms)
+    world.apply(plan_id, plan)
+    store.save_snapshot(world.planned)
+    app = make_app(Service(store), new_conf(overrides={"api.auth_strategy": "noauth"}))
+    monkeypatch.setattr(adoption, "discover_hosts", lambda uris: world.planned)
+    job_path: list[str] = []
+    release = adoption.unmanage
+
+    def cancel_after_the_first(*args, **kwargs):
+        if len(job_path) == 1:
+            call(app, "POST", f"{job_path[0]}/cancel", ADMIN)
+            job_path.append("cancelled")
+        return release(*args, **kwargs)
+
+    monkeypatch.setattr(adoption, "unmanage", cancel_after_the_first)
+    runner = _runner(store, world, tmp_path)
+    try:
+        resp, body = call(app, "POST", "/v1/unmanages", ADMIN,
+                          {"vms": ["lab-m00", "lab-m01"]})
+        job_path.append(f"/v1/jobs/{body['job']['id']}")
+        job = _done(app, resp, body)
+    finally:
+        runner.stop()
+    assert job["state"] == "cancelled", job
+    assert job["progress"]["vms"] == {"lab-m00": "released", "lab-m01": "cancelled"}
+    assert list(world.cloud.servers_) == [vms[1].uuid]  # the second one still adopted

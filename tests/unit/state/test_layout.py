@@ -44,7 +44,7 @@ def test_no_state_module_is_above_400_lines():
 def test_statuses_keep_their_stored_values():
     assert [s.value for s in StepStatus] == ["started", "done", "failed", "reverted"]
     assert [s.value for s in VmStatus] == ["pending", "adopted", "already", "failed",
-                                           "skipped", "blocked"]
+                                           "skipped", "blocked", "cancelled"]
     assert [a.value for a in DriftAction] == ["reported", "tolerated", "deferred", "failed"]
     assert [q.value for q in QueueState] == ["queued", "resolved", "unconfirmed"]
     assert json.dumps({"status": VmStatus.ADOPTED}) == '{"status": "adopted"}'
