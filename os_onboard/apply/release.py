@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from os_onboard.apply.steps import DISK_KEY, PORT_DESCRIPTION
+from os_onboard.apply.steps import DISK_KEY, IN_PLACE_KEY, PORT_DESCRIPTION
 from os_onboard.cloud.base import Cloud
-from os_onboard.cloud.nova_helper import run_helper
+from os_onboard.cloud.nova_helper import NovaHelperError, run_cinder_helper, run_helper
 from os_onboard.drivers.adoption import Adoption, HostOptions, HostTarget
 from os_onboard.drivers.registry import available_drivers, driver_for
 from os_onboard.exceptions import CloudError, OnboardError
@@ -85,15 +85,23 @@ def unmanage(cloud: Cloud, uuid: str, *, host: str | None,
             else:
                 out.kept.append(f"port {port['id']} (not os-onboard's)")
         # Cinder's metadata filters match whole values only: no "<uuid>/*" query.
+        released: list[str] = []
         for volume in cloud.volumes() if volumes is None else volumes:
             if not (volume.get("metadata") or {}).get(DISK_KEY, "").startswith(f"{uuid}/"):
                 continue
             if volume["status"] != "available":
                 cloud.reset_volume_detached(volume["id"])
+            kind = volume["metadata"].get(IN_PLACE_KEY)
+            if kind:
+                out.removed.extend(_release_in_place(volume, kind))
             cloud.unmanage_volume(volume["id"])
-            out.removed.append(f"volume {volume['id']} (unmanaged; the backend keeps "
-                               f"{volume['name']!r} under Cinder's name)")
-        target = HostTarget(uuid=uuid, name=out.name, host_uri=host_uri or "")
+            released.append(volume["id"])
+            out.removed.append(
+                f"volume {volume['id']} (unmanaged; the disk stays in the VM)" if kind else
+                f"volume {volume['id']} (unmanaged; the backend keeps {volume['name']!r} "
+                "under Cinder's name)")
+        target = HostTarget(uuid=uuid, name=out.name, host_uri=host_uri or "",
+                            volume_ids=tuple(released))
         for adoption in _adoptions(host_uri):
             removed, kept = adoption.release(target, live_vm, host_options or {})
             out.removed.extend(removed)
@@ -101,6 +109,20 @@ def unmanage(cloud: Cloud, uuid: str, *, host: str | None,
     except OnboardError as exc:
         out.error = str(exc)
     return out
+
+
+def _release_in_place(volume: dict, kind: str) -> list[str]:
+    """Let the Cinder-side helper that recorded the volume in place take back what it made
+    beside the record (the VMDK backing VM, never the VM's disk), before Cinder unmanages it."""
+    item = {"id": volume["id"], "cinder_host": volume.get("os-vol-host-attr:host") or "",
+            "path": volume["metadata"].get("os-onboard:source") or None}
+    try:
+        [result] = run_cinder_helper(f"release_{kind}", [item], timeout=300)
+    except NovaHelperError as exc:
+        raise CloudError(f"volume {volume['id']}: {exc}") from exc
+    if "error" in result:
+        raise CloudError(f"volume {volume['id']}: Cinder-side helper: {result['error']}")
+    return [f"volume {volume['id']}: {r}" for r in result["removed"]]
 
 
 def _adoptions(host_uri: str | None) -> list[Adoption]:

@@ -30,6 +30,9 @@ from os_onboard.plan.model import (
 
 #: Volume metadata key naming the disk a volume was adopted from.
 DISK_KEY = "os-onboard:disk"
+#: Volume metadata key of a volume recorded in place (its Cinder-side helper's kind,
+#: e.g. "vmdk"): ``unmanage`` asks that helper to release it before Cinder does.
+IN_PLACE_KEY = "os-onboard:in-place"
 PORT_DESCRIPTION = PORT_DESCRIPTION_PREFIX + "{name}"
 
 
@@ -150,7 +153,8 @@ def _connector(env: ApplyEnv, vm: VmPlan, target: str) -> dict:
             "do_local_attach": False}
 
 
-def ensure_volume(env: ApplyEnv, vm: VmPlan, step: Step, when: str) -> dict:
+def _managed(env: ApplyEnv, vm: VmPlan, step: Step, when: str) -> dict:
+    """The volume Cinder's manage API made of the disk (found again on a rerun)."""
     p = step.params
     disk_id = f"{vm.uuid}/{p['target']}"
     found = [v for v in env.cloud.volumes(metadata=json.dumps({DISK_KEY: disk_id}))
@@ -169,6 +173,33 @@ def ensure_volume(env: ApplyEnv, vm: VmPlan, step: Step, when: str) -> dict:
             metadata={MARKER_KEY: marker(vm, when), DISK_KEY: disk_id,
                       "os-onboard:source": p["source"] or ""},
             bootable=bool(p["boot"]))
+    return volume
+
+
+def _record_in_place(env: ApplyEnv, vm: VmPlan, step: Step, when: str) -> dict:
+    """The volume the backend's Cinder-side helper recorded where the disk is (no manage
+    API: it would move the disk); the helper finds its own work on a rerun."""
+    p = step.params
+    item = {"id": p["volume_id"], "cinder_host": p["cinder_host"], "path": p["source"],
+            "capacity_kb": p["capacity_kb"], "disk_type": p["disk_type"],
+            "vm_uuid": p["vm_uuid"], "name": f"{vm.name}-{p['target']}",
+            "project_id": vm_project(vm), "user_id": vm_user(env, vm),
+            "metadata": {MARKER_KEY: marker(vm, when), DISK_KEY: f"{vm.uuid}/{p['target']}",
+                         "os-onboard:source": p["source"] or "", IN_PLACE_KEY: p["in_place"]}}
+    try:
+        [result] = run_cinder_helper(f"record_{p['in_place']}", [item], timeout=300)
+    except NovaHelperError as exc:
+        raise CloudError(f"disk {p['target']} ({p['source']}): {exc}") from exc
+    if "error" in result:
+        raise CloudError(f"disk {p['target']} ({p['source']}): Cinder-side helper: "
+                         f"{result['error']}")
+    return {"id": result["id"]}
+
+
+def ensure_volume(env: ApplyEnv, vm: VmPlan, step: Step, when: str) -> dict:
+    p = step.params
+    volume = (_record_in_place(env, vm, step, when) if p.get("in_place")
+              else _managed(env, vm, step, when))
     try:
         volume = env.cloud.wait_volume(volume["id"], ("available", "in-use", "attaching",
                                                       "reserved"))
@@ -194,7 +225,7 @@ def ensure_volume(env: ApplyEnv, vm: VmPlan, step: Step, when: str) -> dict:
     return {"volume_id": volume["id"], "attachment_id": attachment["id"],
             "connection_info": info, "size_gib": volume["size"],
             "renamed_from": [s for s in (p["source"], p.get("current_source")) if s],
-            "renamed_to": _backend_name(info)}
+            "renamed_to": None if p.get("in_place") else _backend_name(info)}
 
 
 def _failed_manage(volume: dict) -> bool:

@@ -79,6 +79,8 @@ class HostTarget:
     uuid: str
     name: str
     host_uri: str
+    #: on release: the ids of the VM's volumes os-onboard recorded (now released)
+    volume_ids: tuple[str, ...] = ()
 
 
 class Adoption(abc.ABC):
@@ -97,6 +99,10 @@ class Adoption(abc.ABC):
     #: yes, a rename in vCenter is a rename of the server); libvirt: no - Nova names
     #: the domains it redefines ``instance-<n>``, which is no rename of the server
     vm_name_is_display_name: bool = False
+    #: whether the root disk stays part of the VM even where a backend could make it a
+    #: volume (vSphere: the VM's root is its own; Nova's VMware driver powers and
+    #: reboots the VM in place, and a boot volume would change what a rebuild does)
+    root_stays_in_vm: bool = False
 
     def nic_refusal(self, nic: Nic) -> str | None:
         """Why this NIC cannot become a Neutron port Nova's driver plugs (None: it can)."""

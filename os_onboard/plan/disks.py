@@ -6,6 +6,7 @@ from __future__ import annotations
 from os_onboard.drivers.adoption import Adoption
 from os_onboard.exceptions import ResolutionError
 from os_onboard.inventory.models import Disk, HostInventory, Vm
+from os_onboard.mapping.resolvers.base import BackendReference
 from os_onboard.mapping.resolvers.registry import (
     resolve_disk,
 )
@@ -40,12 +41,19 @@ def disk_steps(ctx: PlanContext, host: HostInventory, vm: Vm, plan: VmPlan,
             plan.rebuild_changes.append(f"{disk.device} {disk.target} "
                                         f"({disk.source or 'empty'}) is dropped")
             continue
-        current = ctx.renames.get(disk.source or "")
-        try:
-            ref = resolve_disk(disk.model_copy(update={"source": current}) if current else disk,
-                               host, ctx.resolvers)
-        except ResolutionError as exc:
-            plan.blocked.append(str(exc))
+        if disk is root and adoption is not None and adoption.root_stays_in_vm:
+            ref, current = None, None  # the driver keeps the root where it is (below)
+        else:
+            current = ctx.renames.get(disk.source or "")
+            try:
+                ref = resolve_disk(disk.model_copy(update={"source": current}) if current
+                                   else disk, host, ctx.resolvers)
+            except ResolutionError as exc:
+                plan.blocked.append(str(exc))
+                continue
+        if ref is not None and ref.in_place:
+            volumes.append(_in_place_step(vm, disk, ref, root))
+            plan.notes.extend(f"{disk.target}: {n}" for n in ref.notes)
             continue
         if ref is not None:
             size_gib = -(-(disk.capacity_bytes or GIB) // GIB)
@@ -81,6 +89,23 @@ def disk_steps(ctx: PlanContext, host: HostInventory, vm: Vm, plan: VmPlan,
     if root is None:
         plan.blocked.append("no disk to boot from")
     return root, volumes, dirs
+
+
+def _in_place_step(vm: Vm, disk: Disk, ref: BackendReference, root: Disk | None) -> Step:
+    """A volume recorded where it is by the backend's Cinder-side helper (no manage API)."""
+    size_gib = -(-(disk.capacity_bytes or GIB) // GIB)
+    return Step(
+        kind=StepKind.VOLUME, key=f"volume:{disk.target}", op=Op.CREATE,
+        summary=f"Cinder records {disk.source} in place as {size_gib} GiB volume "
+                f"{disk.disk_uuid} on {ref.backend} (vCenter: a powered-off backing VM "
+                f"volume-{disk.disk_uuid} referencing the file is created; the VM is not "
+                f"touched), attached in-use as {disk.target}",
+        params={"target": disk.target, "bus": disk.bus, "source": disk.source,
+                "current_source": None, "cinder_host": ref.cinder_host, "ref": ref.ref,
+                "size_gib": size_gib, "boot": disk is root, "evidence": ref.evidence,
+                "in_place": ref.in_place, "volume_id": disk.disk_uuid,
+                "capacity_kb": (disk.capacity_bytes or GIB) // 1024,
+                "disk_type": "thin" if disk.thin else "thick", "vm_uuid": vm.uuid})
 
 
 def disk_gb_text(root: Disk | None, volume_steps: list[Step]) -> str:

@@ -18,13 +18,14 @@ Two things Cinder's manage API cannot do, done with Cinder's own code:
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from typing import Any
 
+from os_onboard_cinder.service import run
 
-def finish(item: dict, context: Any, objects: Any, transfers: Any) -> dict:
+
+def finish(item: dict, cinder: Any) -> dict:
+    context, objects, transfers = cinder.context, cinder.objects, cinder.transfers
     admin = context.get_admin_context()
     volume = objects.Volume.get_by_id(admin, item["id"])
     changed = []
@@ -50,29 +51,7 @@ def finish(item: dict, context: Any, objects: Any, transfers: Any) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="os_onboard_cinder.adopt_volume",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config-file", action="append", required=True)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    from cinder import objects
-
-    objects.register_all()  # before any other cinder import: they use objects.* at import
-    from cinder import context, rpc
-    from cinder.common import config  # noqa: F401  (registers options)
-    from cinder.transfer import api as transfer_api
-    from oslo_config import cfg
-
-    cfg.CONF([a for f in args.config_file for a in ("--config-file", f)], project="cinder")
-    rpc.init(cfg.CONF)
-    transfers = transfer_api.API()
-    results = []
-    for item in json.load(sys.stdin):
-        try:
-            results.append(finish(item, context, objects, transfers))
-        except Exception as exc:  # the caller reports it per volume
-            results.append({"id": item.get("id"), "error": f"{type(exc).__name__}: {exc}"})
-    print(json.dumps(results))
-    return 0
+    return run("os_onboard_cinder.adopt_volume", __doc__.split("\n\n")[0], finish, argv)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,34 @@ Refused with a reason: VMs outside a cluster (no nova-compute manages a
 standalone host), NICs not on a port group (NSX opaque networks), and what
 the generic rules refuse (templates and devices Nova cannot represent are
 caveats of the inventory; duplicate instanceUuids are blocked by the planner).
-Data disks need a Cinder VMDK volume managed in place, which is not built yet:
-until then they are refused ("no Cinder backend"), or kept out of the records
-with ``local_disks: keep``.
+Data disks on a ``vmware-vmdk`` backend of the mapping become Cinder volumes
+recorded in place (mapping/resolvers/vmdk.py, extras/cinder); for each, the
+one write to the VM this driver makes, as a plan step (``volume-keys``):
+``extraConfig["volume-<id>"]``, which Nova's driver needs to detach it later
+(hostwrite.py says why it is live-safe). ``unmanage`` removes those keys.
+Without such a backend a data disk is refused ("no Cinder backend"), or kept
+out of the records with ``local_disks: keep``.
 """
 
 from __future__ import annotations
 
-from os_onboard.drivers.adoption import Adoption, AdoptionOutline, KeptRoot
+from typing import Any
+
+from os_onboard.drivers.adoption import (
+    Adoption,
+    AdoptionOutline,
+    HostOptions,
+    HostStep,
+    HostTarget,
+    KeptRoot,
+)
+from os_onboard.drivers.vsphere import hostwrite
+from os_onboard.drivers.vsphere.endpoint import find_password, parse_uri
+from os_onboard.exceptions import ConfigError, OnboardError
 from os_onboard.inventory.models import Disk, Firmware, Host, Nic, Vm
+
+#: the host step writing Nova's extraConfig key of each volume recorded in place
+VOLUME_KEYS = "volume-keys"
 
 #: NIC backings Nova's VMware driver can plug a port into (vif type dvs)
 PORT_GROUP_KINDS = ("portgroup", "distributed-portgroup")
@@ -44,6 +63,8 @@ class VsphereAdoption(Adoption):
     placed_when_off = True
     #: the VM's name is what people call it in vCenter (Nova names its own VMs by uuid)
     vm_name_is_display_name = True
+    root_stays_in_vm = True
+    step_keys = frozenset({VOLUME_KEYS})
 
     def compute_node(self, host: Host, vm: Vm) -> str | None:
         cluster = vm.location.cluster_id if vm.location else None
@@ -86,8 +107,43 @@ class VsphereAdoption(Adoption):
                  "whose record is deleted)"]
         # Nova names a VMware server's root /dev/sda (no driver default: compute_utils'
         # get_next_device_name), and derives each attached volume's name from it.
-        return AdoptionOutline(system_metadata=_sysmeta(vm, root), notes=notes,
+        in_place = [d for d in vm.disks if d.source in volume_sources and d.disk_uuid
+                    and d is not root]
+        steps = []
+        if in_place:
+            keys = {f"volume-{d.disk_uuid}": d.disk_uuid for d in in_place}
+            steps.append(HostStep(
+                key=VOLUME_KEYS, params={"keys": keys},
+                summary=f"vCenter: ReconfigVM_Task on {vm.name} sets extraConfig "
+                        f"{', '.join(sorted(keys))} (the disk's uuid each): Nova's VMware "
+                        "driver finds an attached volume's disk by it when it detaches the "
+                        "volume; a configuration key only, which the guest does not see"))
+            notes = [notes[0].replace("writes nothing to vCenter",
+                                      "writes to vCenter only the volume-keys step")]
+        return AdoptionOutline(steps=steps, system_metadata=_sysmeta(vm, root), notes=notes,
                                root_device_name="/dev/sda" if root else None)
+
+    def execute(self, key: str, target: HostTarget, params: dict[str, Any],
+                results: dict[str, dict], options: HostOptions) -> dict:
+        if key != VOLUME_KEYS:
+            return super().execute(key, target, params, results, options)
+        endpoint = parse_uri(target.host_uri)
+        written = hostwrite.set_extra_config(endpoint, find_password(endpoint), target.uuid,
+                                             params["keys"])
+        return {"written": sorted(written), "keys": params["keys"]}
+
+    def release(self, target: HostTarget, live_vm: Vm | None,
+                options: HostOptions) -> tuple[list[str], list[str]]:
+        if not target.volume_ids or not target.host_uri.startswith("vsphere"):
+            return [], []
+        keys = {f"volume-{v}": "" for v in target.volume_ids}
+        try:
+            endpoint = parse_uri(target.host_uri)
+            removed = hostwrite.set_extra_config(endpoint, find_password(endpoint),
+                                                 target.uuid, keys)
+        except (ConfigError, OnboardError) as exc:
+            return [], [f"extraConfig {', '.join(sorted(keys))} on the VM: {exc}"]
+        return [f"extraConfig {k} on the VM" for k in sorted(removed)], []
 
 
 def _sysmeta(vm: Vm, root: Disk | None) -> dict[str, str]:

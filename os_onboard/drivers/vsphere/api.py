@@ -14,7 +14,8 @@ Bulk answers are parsed by soapxml.py (ElementTree, fields converted when
 read) rather than by pyVmomi's Python-level deserialiser, which costs most of
 the time at 10,000 VMs; requests, sessions and faults stay pyVmomi's.
 
-Discovery only reads: the calls made are Login/Logout, CreateContainerView /
+Discovery only reads (the one write, :func:`reconfigure_extra_config`, is the
+adoption's, named in its plan): the calls made are Login/Logout, CreateContainerView /
 DestroyView, CreatePropertyCollector / CreateFilter / DestroyPropertyCollector
 (session-scoped helpers), RetrievePropertiesEx, ContinueRetrievePropertiesEx
 and WaitForUpdatesEx. None changes the inventory.
@@ -29,16 +30,17 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pyVim.connect import Disconnect, SmartConnect
+from pyVim.task import WaitForTask
 from pyVmomi import VmomiSupport, vim, vmodl
 
 from os_onboard.drivers.vsphere.endpoint import Endpoint
 from os_onboard.drivers.vsphere.raw import RawObject, RawUpdate
 from os_onboard.drivers.vsphere.soapxml import FieldInfo, parse_retrieve_result
-from os_onboard.exceptions import DiscoveryError, HostUnreachable
+from os_onboard.exceptions import DiscoveryError, HostUnreachable, HostWriteError
 
 _PC = vmodl.query.PropertyCollector
 LOG = logging.getLogger(__name__)
@@ -296,3 +298,32 @@ def _raw_update(update: Any) -> RawUpdate:
         kind=str(update.kind), type=update.obj._wsdlName, moid=update.obj._moId,
         changes=[(c.name, str(c.op), _plain(c.val)) for c in update.changeSet or ()],
     )
+
+
+def reconfigure_extra_config(endpoint: Endpoint, password: str, instance_uuid: str,
+                             values: Callable[[list[Any]], Mapping[str, str]]) -> tuple[str,
+                                                                                        dict]:
+    """The one write os-onboard makes in vCenter (see hostwrite.py for why it is safe):
+    ``ReconfigVM_Task`` with only ``extraConfig`` on the VM with this instanceUuid.
+
+    :param values: given the VM's extraConfig options, the keys to write (empty: none).
+    :returns: the VM's name and what was written.
+    :raises HostWriteError: no such VM, or vCenter refused the change.
+    """
+    session = connect(endpoint, password)
+    try:
+        vm = session._content.searchIndex.FindByUuid(None, instance_uuid, True, True)
+        if vm is None:
+            raise HostWriteError(f"{endpoint.display}: no VM with instanceUuid {instance_uuid}")
+        todo = dict(values(list(vm.config.extraConfig or [])))
+        if todo:
+            spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=k, value=v)
+                                                  for k, v in sorted(todo.items())])
+            try:
+                WaitForTask(vm.ReconfigVM_Task(spec))
+            except Exception as exc:
+                raise HostWriteError(f"{endpoint.display}: ReconfigVM_Task (extraConfig "
+                                     f"{', '.join(sorted(todo))}) on {vm.name}: {exc}") from None
+        return vm.name, todo
+    finally:
+        session.close()

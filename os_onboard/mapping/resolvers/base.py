@@ -109,6 +109,9 @@ class BackendReference(_Model):
     evidence: str = Field(description="the identifier used and where it came from")
     notes: list[str] = Field(default_factory=list, description="facts a plan must weigh")
     listing: ManageableVolume | None = Field(default=None, description="Cinder's entry, if seen")
+    in_place: str | None = Field(default=None, description=(
+        "who records the volume where it is instead of Cinder's manage API, which would "
+        "move it: 'vmdk' (extras/cinder: os_onboard_cinder.vmdk_in_place)"))
 
     def manage_request(self) -> dict[str, Any]:
         """The ``host`` and ``ref`` members of a manage-existing request body."""
@@ -163,11 +166,12 @@ class VolumeResolver(abc.ABC):
         """
 
     def reference(self, ref: dict[str, str | bool], *, method: str, confidence: Confidence,
-                  evidence: str, notes: Iterable[str] = ()) -> BackendReference:
+                  evidence: str, notes: Iterable[str] = (),
+                  in_place: str | None = None) -> BackendReference:
         """Build a reference, cross-checked against the manageable list when one was given."""
         result = BackendReference(backend=self.config.name, cinder_host=self.config.cinder_host,
                                   ref=ref, method=method, confidence=confidence,
-                                  evidence=evidence, notes=list(notes))
+                                  evidence=evidence, notes=list(notes), in_place=in_place)
         if self.manageable is None:
             return result
         wanted = [v for v in ref.values() if isinstance(v, str)]

@@ -407,7 +407,7 @@ def test_lookups_built_from_lists():
 def test_entry_points_and_configuration_errors():
     assert set(available_resolvers()) == {
         "rbd", "lvm", "ibm-storwize-svc", "pure-flasharray", "hitachi-vsp", "dell-powermax",
-        "hpe-3par", "netapp-ontap", "cinder-manageable"}
+        "hpe-3par", "netapp-ontap", "cinder-manageable", "vmware-vmdk"}
     with pytest.raises(ConfigError, match="no volume resolver 'cinder-nfs'"):
         backend("cinder-nfs")
     with pytest.raises(ConfigError, match="rbd_pool"):
