@@ -1,0 +1,10 @@
+from django.urls import re_path
+
+from os_onboard_dashboard.content.hosts import views
+
+urlpatterns = [
+    re_path(r"^$", views.IndexView.as_view(), name="index"),
+    re_path(r"^register/$", views.register, name="register"),
+    re_path(r"^(?P<host_id>[^/]+)/remove/$", views.remove, name="remove"),
+    re_path(r"^discover/$", views.discover, name="discover"),
+]
