@@ -53,7 +53,7 @@ def http(method, url, tok=None, body=None):
 class Replica:
     """One ``os-onboard serve`` process group (gunicorn master + worker)."""
 
-    def __init__(self, lab, tmp_path, member, group, lease_ttl=10, extra=""):
+    def __init__(self, lab, tmp_path, member, group, lease_ttl=10, extra="", env=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.override = tmp_path / f"{member}.conf"
@@ -65,7 +65,8 @@ class Replica:
         self.proc = subprocess.Popen(
             [BIN, "serve", "--config", lab["LAB_ONBOARD_SERVE_CONFIG"], "--config",
              str(self.override), "--bind", f"127.0.0.1:{self.port}"],
-            stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+            env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
