@@ -69,3 +69,54 @@ def onboard(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedPr
         raise AssertionError(f"os-onboard {' '.join(args)}: rc {proc.returncode}\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def connect(lab: dict):
+    """A pyVmomi session on the lab's simulator (LAB_VSPHERE_URI, VSPHERE_PASSWORD)."""
+    from urllib.parse import urlsplit
+
+    from pyVim.connect import SmartConnect
+
+    parts = urlsplit(lab["LAB_VSPHERE_URI"])
+    return SmartConnect(host=parts.hostname, port=parts.port, user=parts.username,
+                        pwd=lab["VSPHERE_PASSWORD"], protocol="http")
+
+
+def nic_spec(si, mac: str, port_group: str, operation: str = "add",
+             device: vim.vm.device.VirtualEthernetCard | None = None,
+             ) -> vim.vm.device.VirtualDeviceSpec:
+    """A vmxnet3 NIC with a fixed MAC on a distributed port group, to add; or ``device``
+    to remove."""
+    if device is not None:
+        return vim.vm.device.VirtualDeviceSpec(operation=operation, device=device)
+    portgroup = every(si, vim.dvs.DistributedVirtualPortgroup)[port_group]
+    return vim.vm.device.VirtualDeviceSpec(
+        operation=operation, device=vim.vm.device.VirtualVmxnet3(
+            key=-1, addressType="manual", macAddress=mac,
+            backing=vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
+                port=vim.dvs.PortConnection(
+                    switchUuid=portgroup.config.distributedVirtualSwitch.uuid,
+                    portgroupKey=portgroup.key))))
+
+
+def nics(vm) -> dict[str, vim.vm.device.VirtualEthernetCard]:
+    """The VM's NICs by MAC (lower case)."""
+    return {d.macAddress.lower(): d for d in vm.config.hardware.device
+            if isinstance(d, vim.vm.device.VirtualEthernetCard)}
+
+
+def add_nic(si, vm, mac: str, port_group: str) -> None:
+    """Hot-add a NIC in vCenter (ReconfigVM_Task), as a vCenter user would."""
+    WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(
+        deviceChange=[nic_spec(si, mac, port_group)])))
+
+
+def remove_nic(vm, mac: str) -> None:
+    """Hot-remove the NIC with this MAC in vCenter."""
+    WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[
+        nic_spec(None, mac, "", "remove", nics(vm)[mac.lower()])])))
+
+
+def rename(vm, name: str) -> None:
+    """Rename the VM in vCenter (Rename_Task)."""
+    WaitForTask(vm.Rename_Task(name))
