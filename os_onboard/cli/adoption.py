@@ -16,12 +16,14 @@ from os_onboard.apply.runner import Applier, ApplyOptions, apply_lock
 from os_onboard.apply.steps import ApplyEnv
 from os_onboard.cli.common import state_store, with_epilog
 from os_onboard.cli.progress import ProgressBar
+from os_onboard.cli.remote import add_url_option, api, run_job
 from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.discovery.runner import discover_hosts
 from os_onboard.drivers.registry import available_drivers
 from os_onboard.exceptions import ConfigError, StateStoreError
 from os_onboard.mapping.model import load_mapping
 from os_onboard.plan.builder import build_plan, read_cloud_view
+from os_onboard.plan.model import Plan
 from os_onboard.plan.render import render_plan
 from os_onboard.state.journal import Journal
 
@@ -144,9 +146,29 @@ class MakePlan(Command):
         parser.add_argument("--verbose-rebuild", action="store_true",
                             help="list rebuild changes for blocked and adopted VMs too")
         add_config_dir_option(parser)
+        add_url_option(parser)
         return with_epilog(parser, PLAN_EPILOG)
 
     def take_action(self, parsed_args: Any) -> int:
+        remote = api(self.app, parsed_args)
+        if remote is not None:
+            # The mapping as this machine reads it (errors found here, before a job);
+            # the server plans with its own OpenStack credentials and saves the plan.
+            mapping = load_mapping(parsed_args.mapping)
+            job = run_job(remote, "/v1/plans", {
+                "mapping": mapping.model_dump(mode="json"), "snapshot": parsed_args.snapshot,
+                "vms": parsed_args.vm}, "plan")
+            if job["state"] != "succeeded":
+                raise ConfigError(f"plan job {job['id']} {job['state']}")
+            plan_id = job["result"]["plan"]
+            plan = Plan.model_validate(remote.call("GET", f"/v1/plans/{plan_id}")["plan"])
+            if parsed_args.vm and not plan.vms:
+                raise ConfigError(f"snapshot {plan.snapshot_id} has no VM named "
+                                  + ", ".join(parsed_args.vm))
+            self._print(plan, plan_id, parsed_args)
+            print(f"saved as plan {plan_id} on the server; run 'os-onboard apply {plan_id} "
+                  "--url ...' to execute it", file=sys.stderr)
+            return 0
         store = state_store(self.app)
         snapshot_id, inventory = store.load_snapshot(parsed_args.snapshot)
         mapping = load_mapping(parsed_args.mapping)
@@ -159,15 +181,19 @@ class MakePlan(Command):
             raise ConfigError(f"snapshot {snapshot_id} has no VM named "
                               + ", ".join(parsed_args.vm))
         plan_id = Journal(store).save_plan(plan)
+        self._print(plan, plan_id, parsed_args)
+        print(f"saved as plan {plan_id}; run 'os-onboard apply {plan_id}' to execute it",
+              file=sys.stderr)
+        return 0
+
+    @staticmethod
+    def _print(plan: Plan, plan_id: int, parsed_args: Any) -> None:
         if parsed_args.format == "json":
             print(plan.model_dump_json(indent=2))
         elif parsed_args.format == "yaml":
             print(yaml.safe_dump(plan.model_dump(mode="json"), sort_keys=False))
         else:
             print(render_plan(plan, plan_id, verbose=parsed_args.verbose_rebuild))
-        print(f"saved as plan {plan_id}; run 'os-onboard apply {plan_id}' to execute it",
-              file=sys.stderr)
-        return 0
 
 
 class ApplyPlan(Lister):
@@ -182,9 +208,25 @@ class ApplyPlan(Lister):
         parser.add_argument("--parallel", type=int, default=4, metavar="N",
                             help="VMs worked on at once (default 4)")
         add_cloud_options(parser)
+        add_url_option(parser)
         return with_epilog(parser, APPLY_EPILOG)
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
+        columns = ("VM", "UUID", "Status", "Steps", "Detail")
+        remote = api(self.app, parsed_args)
+        if remote is not None:
+            if parsed_args.plan_id is None:
+                raise ConfigError("through --url, name the plan to apply (its id, as "
+                                  "'os-onboard plan --url' printed it)")
+            job = run_job(remote, "/v1/applies", {"plan": parsed_args.plan_id,
+                                                  "parallel": parsed_args.parallel}, "apply")
+            vms = job["result"].get("vms", [])
+            counts = Counter(v["status"] for v in vms)
+            print(f"plan {parsed_args.plan_id}: job {job['state']}; "
+                  + ", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
+            self._failed = job["state"] != "succeeded"
+            return columns, [(v["name"], v["uuid"], v["status"], v["steps"], v["detail"])
+                             for v in vms]
         store = state_store(self.app)
         journal = Journal(store)
         plan_id, plan = journal.load_plan(parsed_args.plan_id)
@@ -203,7 +245,7 @@ class ApplyPlan(Lister):
               file=sys.stderr)
         rows = [(o.name, o.uuid, o.status, o.steps_done, o.detail) for o in outcomes]
         self._failed = counts["failed"] > 0
-        return ("VM", "UUID", "Status", "Steps", "Detail"), rows
+        return columns, rows
 
     def run(self, parsed_args: Any) -> int:
         self._failed = False
@@ -223,9 +265,19 @@ class Unmanage(Lister):
         parser.add_argument("--host", help="nova-compute host, when Nova no longer knows "
                                            "the server (cleaning up a failed apply)")
         add_cloud_options(parser)
+        add_url_option(parser)
         return with_epilog(parser, UNMANAGE_EPILOG)
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
+        columns = ("VM", "UUID", "Status", "Removed", "Kept", "Error")
+        remote = api(self.app, parsed_args)
+        if remote is not None:
+            job = run_job(remote, "/v1/unmanages", {"vms": parsed_args.vms,
+                                                    "host": parsed_args.host}, "unmanage")
+            self._failed = job["state"] != "succeeded"
+            return columns, [(r["name"], r["uuid"], r["status"], "\n".join(r["removed"]),
+                              "\n".join(r["kept"]), r["error"])
+                             for r in job["result"].get("vms", [])]
         store = state_store(self.app)
         try:
             _sid, inventory = store.load_snapshot()
@@ -262,7 +314,7 @@ class Unmanage(Lister):
                              "\n".join(result.removed), "\n".join(result.kept),
                              result.error))
         self._failed = failed
-        return ("VM", "UUID", "Status", "Removed", "Kept", "Error"), rows
+        return columns, rows
 
     def run(self, parsed_args: Any) -> int:
         self._failed = False

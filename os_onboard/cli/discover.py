@@ -13,12 +13,14 @@ from cliff.lister import Lister
 
 from os_onboard.cli.common import add_view_option, state_store, with_epilog
 from os_onboard.cli.progress import ProgressBar
+from os_onboard.cli.remote import add_url_option, api, only_vm_view, run_job, snapshot_inventory
 from os_onboard.cli.views import VIEWS
 from os_onboard.discovery.runner import RunOptions, discover_hosts
 from os_onboard.discovery.targets import load_hosts_file
 from os_onboard.drivers.base import DiscoveryOptions
 from os_onboard.exceptions import ConfigError
 from os_onboard.inventory import dump_inventory
+from os_onboard.serve.client import Client
 
 LOG = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class Discover(Lister):
                             help="do not save the inventory in the state store")
         parser.add_argument("--output-file", metavar="FILE",
                             help="also write the full inventory document (JSON) to FILE")
+        add_url_option(parser)
         return with_epilog(parser, EPILOG)
 
     def produce_output(self, parsed_args: Any, column_names: Any, data: Any) -> int:
@@ -93,6 +96,9 @@ class Discover(Lister):
         uris = list(parsed_args.uris)
         if parsed_args.hosts:
             uris += load_hosts_file(parsed_args.hosts)
+        remote = api(self.app, parsed_args)
+        if remote is not None:
+            return self._through(remote, uris, parsed_args)
         if not uris:
             raise ConfigError("name at least one host URI, or a hosts file with --hosts")
         if parsed_args.workers < 1 or parsed_args.timeout <= 0:
@@ -128,4 +134,22 @@ class Discover(Lister):
             snapshot = state_store(self.app).save_snapshot(inventory)
             summary = f"inventory snapshot {snapshot}: {summary}"
         print(summary, file=sys.stderr)
+        return VIEWS[parsed_args.by](inventory)
+
+    def _through(self, remote: Client, uris: list[str], parsed_args: Any) -> tuple[Any, Any]:
+        """A discovery job of the server: registered hosts only (the URIs or names
+        given, else all of them); the snapshot it saved, VM by VM."""
+        if parsed_args.no_save or parsed_args.output_file:
+            raise ConfigError("--no-save and --output-file are local only: a discovery job "
+                              "saves a snapshot on the server")
+        only_vm_view(parsed_args.by)
+        body = {"hosts": uris} if uris else {}
+        job = run_job(remote, "/v1/discoveries", body, "discovery")
+        if job["state"] != "succeeded":
+            raise ConfigError(f"discovery job {job['id']} {job['state']}")
+        result = job["result"]
+        print(f"inventory snapshot {result['snapshot']} (on the server): {result['hosts']} "
+              f"host(s), {result['vms']} VM(s), {result['problems']} problem(s)",
+              file=sys.stderr)
+        _, inventory = snapshot_inventory(remote, result["snapshot"])
         return VIEWS[parsed_args.by](inventory)

@@ -1,12 +1,11 @@
 """``os-onboard host add|list|show|remove``: the registry of managed hosts.
 
 Local (the state store) by default; with ``--url`` (or ``$OS_ONBOARD_URL``)
-through an ``os-onboard serve`` and its API, with the Keystone token of
-``$OS_TOKEN``."""
+through an ``os-onboard serve`` and its API, with the user's Keystone token
+(:mod:`os_onboard.cli.remote`)."""
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 from typing import Any
 
@@ -15,6 +14,7 @@ from cliff.lister import Lister
 from cliff.show import ShowOne
 
 from os_onboard.cli.common import state_store
+from os_onboard.cli.remote import add_url_option, api
 from os_onboard.exceptions import ConfigError
 from os_onboard.serve.client import Client
 from os_onboard.state.hosts import HostRegistry, ManagedHost
@@ -30,32 +30,19 @@ def registry(app: Any) -> HostRegistry:
     return HostRegistry(state_store(app))
 
 
-def add_url_option(parser: Any) -> None:
-    parser.add_argument("--url", default=os.environ.get("OS_ONBOARD_URL"), metavar="URL",
-                        help="talk to an os-onboard server (e.g. http://host:8799) instead of "
-                             "the local state store; the Keystone token is $OS_TOKEN "
-                             "(env OS_ONBOARD_URL)")
-
-
-def client(parsed_args: Any) -> Client | None:
-    if not parsed_args.url:
-        return None
-    return Client(parsed_args.url, os.environ.get("OS_TOKEN"))
-
-
 def _api_row(host: dict[str, Any]) -> tuple[Any, ...]:
     return (host["id"], host["name"], host["uri"], ",".join(host["groups"]),
             host["credentials_ref"])
 
 
-def _api_find(api: Client, ident: str) -> dict[str, Any]:
+def _api_find(client: Client, ident: str) -> dict[str, Any]:
     """A host by id or name (path), or by URI (the list's filter)."""
     if "/" in ident:
-        found = api.call("GET", "/v1/hosts", query={"uri": ident})["hosts"]
+        found = client.call("GET", "/v1/hosts", query={"uri": ident})["hosts"]
         if not found:
             raise ConfigError(f"no registered host {ident!r}")
         return found[0]
-    return api.call("GET", f"/v1/hosts/{urllib.parse.quote(ident, safe='')}")["host"]
+    return client.call("GET", f"/v1/hosts/{urllib.parse.quote(ident, safe='')}")["host"]
 
 
 class AddHost(ShowOne):
@@ -77,13 +64,13 @@ class AddHost(ShowOne):
         return parser
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
-        api = client(parsed_args)
-        if api is not None:
+        remote = api(self.app, parsed_args)
+        if remote is not None:
             body = {"uri": parsed_args.uri, "groups": parsed_args.group,
                     "credentials_ref": parsed_args.credentials}
             if parsed_args.name:
                 body["name"] = parsed_args.name
-            return COLUMNS, _api_row(api.call("POST", "/v1/hosts", body)["host"])
+            return COLUMNS, _api_row(remote.call("POST", "/v1/hosts", body)["host"])
         host = registry(self.app).add(parsed_args.uri, parsed_args.name, parsed_args.group,
                                       parsed_args.credentials)
         return COLUMNS, _row(host)
@@ -101,13 +88,13 @@ class ListHosts(Lister):
         return parser
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
-        api = client(parsed_args)
-        if api is not None:
+        remote = api(self.app, parsed_args)
+        if remote is not None:
             rows, query = [], {"limit": "1000"}
             if parsed_args.group:
                 query["group"] = parsed_args.group
             while True:
-                page = api.call("GET", "/v1/hosts", query=query)
+                page = remote.call("GET", "/v1/hosts", query=query)
                 rows += [_api_row(h) for h in page["hosts"]]
                 if "next" not in page:
                     return COLUMNS, rows
@@ -127,9 +114,9 @@ class ShowHost(ShowOne):
         return parser
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
-        api = client(parsed_args)
-        if api is not None:
-            return COLUMNS, _api_row(_api_find(api, parsed_args.host))
+        remote = api(self.app, parsed_args)
+        if remote is not None:
+            return COLUMNS, _api_row(_api_find(remote, parsed_args.host))
         host = registry(self.app).get(parsed_args.host)
         if host is None:
             raise ConfigError(f"no registered host {parsed_args.host!r}")
@@ -148,10 +135,10 @@ class RemoveHost(Command):
         return parser
 
     def take_action(self, parsed_args: Any) -> int:
-        api = client(parsed_args)
-        if api is not None:
-            found = _api_find(api, parsed_args.host)
-            api.call("DELETE", f"/v1/hosts/{found['id']}")
+        remote = api(self.app, parsed_args)
+        if remote is not None:
+            found = _api_find(remote, parsed_args.host)
+            remote.call("DELETE", f"/v1/hosts/{found['id']}")
             self.app.stdout.write(f"removed host {found['name']} ({found['uri']})\n")
             return 0
         host = registry(self.app).remove(parsed_args.host)

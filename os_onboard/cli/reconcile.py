@@ -16,6 +16,7 @@ from cliff.lister import Lister
 
 from os_onboard.cli.adoption import add_cloud_options, cloud, current_names, host_options
 from os_onboard.cli.common import state_store, with_epilog
+from os_onboard.cli.remote import add_url_option, api, run_job
 from os_onboard.cloud.openstack import OpenStackCloud
 from os_onboard.discovery.runner import discover_hosts
 from os_onboard.exceptions import CloudError, ConfigError, OnboardError
@@ -27,6 +28,7 @@ from os_onboard.reconcile.policy import ADOPT, POLICIES, Policies, parse_policie
 from os_onboard.reconcile.records import adopted_servers
 from os_onboard.reconcile.resident import ResidentHelpers, Reused
 from os_onboard.reconcile.tolerate import Context, Tolerator
+from os_onboard.serve.client import Client
 from os_onboard.state.audit import AuditLog
 from os_onboard.state.drift_queue import DriftQueue
 from os_onboard.state.hosts import HostRegistry, ManagedHost
@@ -251,10 +253,36 @@ class Drift(Lister):
     auth_required = False
 
     def get_parser(self, prog_name: str) -> Any:
-        return _common_options(super().get_parser(prog_name), policies=False)
+        parser = _common_options(super().get_parser(prog_name), policies=False)
+        add_url_option(parser)
+        return parser
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
+        remote = api(self.app, parsed_args)
+        if remote is not None:
+            return COLUMNS, _drift_job(remote, parsed_args)
         return COLUMNS, _pass(self.app, parsed_args, None, "drift command").rows
+
+
+def _drift_job(remote: Client, parsed_args: Any) -> list[tuple[str, ...]]:
+    """``drift --url``: a drift job of the server over registered hosts (the URIs
+    given, those of --group, else all); its rows as the local command prints them."""
+    hosts = list(parsed_args.uris)
+    if parsed_args.group:
+        if hosts:
+            raise ConfigError("--group selects registered hosts: give URIs or --group, "
+                              "not both")
+        hosts = [h["uri"] for h in remote.pages("/v1/hosts", "hosts",
+                                                {"group": parsed_args.group})]
+        if not hosts:
+            raise ConfigError(f"no registered host has the group label {parsed_args.group!r}")
+    job = run_job(remote, "/v1/drift-checks", {"hosts": hosts} if hosts else {}, "drift")
+    if job["state"] != "succeeded":
+        raise ConfigError(f"drift job {job['id']} {job['state']}")
+    result = job["result"]
+    print(f"drift (on the server): {result['summary']}", file=sys.stderr)
+    return [tuple(row[c] for c in ("vm", "uuid", "kind", "recorded", "actual", "action",
+                                   "detail")) for row in result["drift"]]
 
 
 class Reconcile(Lister):
