@@ -82,16 +82,11 @@ def connect(lab: dict):
                         pwd=lab["VSPHERE_PASSWORD"], protocol="http")
 
 
-def nic_spec(si, mac: str, port_group: str, operation: str = "add",
-             device: vim.vm.device.VirtualEthernetCard | None = None,
-             ) -> vim.vm.device.VirtualDeviceSpec:
-    """A vmxnet3 NIC with a fixed MAC on a distributed port group, to add; or ``device``
-    to remove."""
-    if device is not None:
-        return vim.vm.device.VirtualDeviceSpec(operation=operation, device=device)
+def nic_spec(si, mac: str, port_group: str) -> vim.vm.device.VirtualDeviceSpec:
+    """Adding a vmxnet3 NIC with a fixed MAC on a distributed port group."""
     portgroup = every(si, vim.dvs.DistributedVirtualPortgroup)[port_group]
     return vim.vm.device.VirtualDeviceSpec(
-        operation=operation, device=vim.vm.device.VirtualVmxnet3(
+        operation="add", device=vim.vm.device.VirtualVmxnet3(
             key=-1, addressType="manual", macAddress=mac,
             backing=vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
                 port=vim.dvs.PortConnection(
@@ -114,7 +109,7 @@ def add_nic(si, vm, mac: str, port_group: str) -> None:
 def remove_nic(vm, mac: str) -> None:
     """Hot-remove the NIC with this MAC in vCenter."""
     WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[
-        nic_spec(None, mac, "", "remove", nics(vm)[mac.lower()])])))
+        vim.vm.device.VirtualDeviceSpec(operation="remove", device=nics(vm)[mac.lower()])])))
 
 
 def rename(vm, name: str) -> None:
