@@ -392,7 +392,9 @@ ROUTES: list[Route] = [
        "a job with its per-item progress",
        response={"type": "object", "properties": {"job": _JOB}}),
     _r("POST", "/v1/jobs/{job}/cancel", cancel_job, "os_onboard:jobs:cancel",
-       "cancel a job (a running one stops after its current items)", status=202),
+       "cancel a job: a queued one at once; a running discovery after its batch of "
+       "hosts, an apply between VMs (those started finish; the job ends cancelled with "
+       "each VM's progress), an unmanage between two VMs", status=202),
     _r("GET", "/v1/workers", list_workers, "os_onboard:workers:list",
        "the live replicas and the hosts each holds"),
     _r("GET", "/v1/audit", list_audit, "os_onboard:audit:list",
