@@ -204,3 +204,74 @@ def test_vcenter_drift_not_adopted_gone_and_standalone():
     assert ("not-adopted", UUID2) in drifts  # in a cluster a nova-compute manages
     assert ("vm-gone", UUID1) in drifts       # the vCenter answered without it
     assert not any(u.startswith("50033333") for _k, u in drifts)  # standalone: no node
+
+
+# -- data disks: VMDK volumes recorded in place, RDM LUNs through the SAN resolvers ---------
+
+DISK_UUID = "6000c298-1a2b-4c3d-8e4f-5a6b7c8d9e0f"
+VMDK_BACKEND = {"name": "vmdk", "cinder_host": "ctl@vmdk#vmdk", "driver": "vmware-vmdk",
+                "options": {"datastores": ["LocalDS_0"], "vcenter": VC_UUID}}
+RDM_NAA = "naa.600507680c8006be780000000000001c"
+
+
+def data_vmdk(**update) -> Disk:
+    return vmdk("scsi0:1", "data").model_copy(update={"disk_uuid": DISK_UUID, **update})
+
+
+def test_a_vmdk_data_disk_is_recorded_in_place_and_the_root_stays_in_the_vm():
+    [p] = plan_of(vm(disks=[vmdk(), data_vmdk()]), backends=[VMDK_BACKEND]).vms
+    assert p.op is Op.CREATE, p.blocked
+    kinds = [s.kind for s in p.steps]
+    assert kinds == [StepKind.PORT, StepKind.VOLUME, StepKind.HOST, StepKind.SERVER,
+                     StepKind.ALLOCATION, StepKind.NETWORK_CACHE]
+    volume = p.steps[1]
+    assert volume.params["target"] == "scsi0:1" and volume.params["in_place"] == "vmdk"
+    assert volume.params["volume_id"] == DISK_UUID and volume.params["vm_uuid"] == UUID1
+    assert volume.params["ref"] == {"source-name": "[LocalDS_0] app/data.vmdk"}
+    assert "in place" in volume.summary and f"volume-{DISK_UUID}" in volume.summary
+    # the one write to the VM, named: Nova's detach looks the disk up by this key
+    host = p.steps[2]
+    assert host.params["keys"] == {f"volume-{DISK_UUID}": DISK_UUID}
+    assert "ReconfigVM_Task" in host.summary and "guest does not see" in host.summary
+    server = next(s for s in p.steps if s.kind is StepKind.SERVER)
+    assert server.params["root_kind"] == "local"  # the backend could take it; the VM keeps it
+
+
+@pytest.mark.parametrize(("update", "reason"), [
+    ({"disk_uuid": None}, "has no uuid"),
+    ({"backing_chain": [{"format": "vmdk", "source_kind": "file",
+                         "source": "[LocalDS_0] app/data-000001.vmdk"}]}, "snapshot deltas"),
+    ({"shareable": True}, "multi-writer"),
+])
+def test_a_vmdk_data_disk_cinder_cannot_hold_is_refused_with_why(update, reason):
+    [p] = plan_of(vm(disks=[vmdk(), data_vmdk(**update)]), backends=[VMDK_BACKEND]).vms
+    assert p.op is Op.BLOCKED and any(reason in b for b in p.blocked), p.blocked
+
+
+def test_a_vmdk_backend_of_another_vcenter_or_datastore_does_not_claim_the_disk():
+    other_vc = {**VMDK_BACKEND, "options": {"vcenter": "0000-other"}}
+    other_ds = {**VMDK_BACKEND, "options": {"datastores": ["SharedDS"]}}
+    for backend in (other_vc, other_ds):
+        [p] = plan_of(vm(disks=[vmdk(), data_vmdk()]), backends=[backend]).vms
+        assert any("disk scsi0:1" in b and "no Cinder backend" in b for b in p.blocked)
+
+
+def rdm() -> Disk:
+    from os_onboard.inventory.models import DiskIdentifiers
+
+    return Disk(device="lun", bus="scsi", target="scsi0:2", format="raw", source_kind="block",
+                source=f"/vmfs/devices/disks/{RDM_NAA}", controller="scsi0:2",
+                identifiers=DiskIdentifiers(scsi_page83=RDM_NAA, vendor="IBM",
+                                            product="2145", by_id=[RDM_NAA]))
+
+
+def test_an_rdm_lun_is_resolved_by_its_naa_id_or_refused():
+    svc = {"name": "svc", "cinder_host": "ctl@svc#pool", "driver": "ibm-storwize-svc",
+           "options": {"naa_prefix": "naa.600507680c8006be78"}}
+    [p] = plan_of(vm(disks=[vmdk(), rdm()]), backends=[svc]).vms
+    assert p.op is Op.CREATE, p.blocked
+    [volume] = [s for s in p.steps if s.kind is StepKind.VOLUME]
+    assert volume.params["ref"]["source-id"] == "600507680C8006BE780000000000001C"
+    assert not volume.params.get("in_place")  # Cinder's manage API: a LUN is not moved
+    [q] = plan_of(vm(disks=[vmdk(), rdm()])).vms
+    assert any("disk scsi0:2" in b and "no Cinder backend" in b for b in q.blocked)
