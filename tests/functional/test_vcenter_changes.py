@@ -256,6 +256,8 @@ def test_a_nic_added_and_removed_in_vcenter_is_a_port_made_and_deleted(ctx, si, 
         ctx["lab"]["LAB_VC_NETWORK"]
     wait_for("the new port in Nova's network cache",
              lambda: ADDED_MAC in _cached_macs(ctx), timeout=20)
+    time.sleep(2)  # Neutron's events for the port reached Nova: it plugged nothing more
+    assert sorted(nics(vm)) == sorted([MAC, ADDED_MAC])
     assert witness(vm) == ctx["boot"]
 
     remove_nic(vm, ADDED_MAC)
