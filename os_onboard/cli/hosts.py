@@ -144,3 +144,46 @@ class RemoveHost(Command):
         host = registry(self.app).remove(parsed_args.host)
         self.app.stdout.write(f"removed host {host.name} ({host.uri})\n")
         return 0
+
+
+class CheckHosts(Lister):
+    """Check that each managed host's credentials reference resolves here
+    (the secret is read, never shown)."""
+
+    auth_required = False
+
+    def get_parser(self, prog_name: str) -> Any:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("hosts", nargs="*", metavar="HOST",
+                            help="URI, name or id (default: every registered host)")
+        return parser
+
+    def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
+        from os_onboard.state.credentials import PASSWORD_VARIABLES, problem
+
+        reg = registry(self.app)
+        hosts = reg.list() if not parsed_args.hosts else [
+            reg.get(h) or _missing(h) for h in parsed_args.hosts]
+        rows = []
+        for host in hosts:
+            why = problem(host.credentials_ref)
+            used = PASSWORD_VARIABLES.get(host.uri.partition("://")[0])
+            if not host.credentials_ref:
+                state = "none"
+            elif why:
+                state = why
+            else:
+                state = (f"resolves (given to the driver as {used})" if used else
+                         "resolves (not used: this driver logs in its own way, e.g. SSH keys)")
+            rows.append((host.name, host.uri, host.credentials_ref, state))
+        self._bad = any(r[3] not in ("none",) and not r[3].startswith("resolves") for r in rows)
+        return ("Name", "URI", "Credentials", "Here"), rows
+
+    def run(self, parsed_args: Any) -> int:
+        self._bad = False
+        code = super().run(parsed_args)
+        return code or (1 if self._bad else 0)
+
+
+def _missing(ident: str) -> ManagedHost:
+    raise ConfigError(f"no registered host {ident!r}")

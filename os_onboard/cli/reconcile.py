@@ -30,6 +30,7 @@ from os_onboard.reconcile.resident import ResidentHelpers, Reused
 from os_onboard.reconcile.tolerate import Context, Tolerator
 from os_onboard.serve.client import Client
 from os_onboard.state.audit import AuditLog
+from os_onboard.state.credentials import export_for_drivers
 from os_onboard.state.drift_queue import DriftQueue
 from os_onboard.state.hosts import HostRegistry, ManagedHost
 from os_onboard.state.journal import Journal
@@ -108,6 +109,7 @@ def _hosts(app: Any, parsed_args: Any) -> list[str]:
     registry = HostRegistry(state_store(app))
     registered = registry.list(parsed_args.group)
     if registered:
+        export_for_drivers(registered)  # their credentials references, resolved now
         return [h.uri for h in registered]
     if parsed_args.group:
         raise ConfigError(f"no registered host has the group label {parsed_args.group!r} "

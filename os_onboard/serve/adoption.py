@@ -38,6 +38,8 @@ from os_onboard.exceptions import StateStoreError
 from os_onboard.mapping.model import Mapping
 from os_onboard.plan.builder import build_plan, read_cloud_view
 from os_onboard.serve.jobs import JobContext
+from os_onboard.state.credentials import export_registered
+from os_onboard.state.hosts import HostRegistry
 from os_onboard.state.jobs import JobState
 from os_onboard.state.journal import Journal
 from os_onboard.state.store import StateStore
@@ -133,6 +135,8 @@ def run_apply(store: StateStore, ctx: JobContext, settings: AdoptionSettings
             lost.append(True)
 
     locks = [f"apply/plan-{plan_id}", *(f"vm/{vm.uuid}" for vm in plan.vms)]
+    # the Applier reads each VM's host again: with its credentials reference, resolved now
+    export_registered(HostRegistry(store), sorted({vm.host_uri for vm in plan.vms}))
     with _locked(store, settings, locks):
         outcomes = Applier(plan_id, plan, journal, env, options, progress,
                            cancelled=ctx.cancel_requested).run()
@@ -165,6 +169,7 @@ def run_unmanage(store: StateStore, ctx: JobContext, settings: AdoptionSettings
     cloud = settings.cloud()
     hypervisors = {h["node"]: h["service_host"] for h in cloud.hypervisors()}
     targets = [known.get(name, (name, None)) for name in names]
+    export_registered(HostRegistry(store), sorted({uri for _, uri in targets if uri}))
     now = discover_hosts(sorted({uri for _, uri in targets if uri}))
     live = {vm.uuid: (h.host.hostname, vm, h.host.uri) for h in now.hosts for vm in h.vms}
     hostnames = {h.host.uri: h.host.hostname for h in now.hosts}

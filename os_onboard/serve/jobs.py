@@ -24,6 +24,8 @@ from os_onboard.exceptions import OnboardError
 from os_onboard.inventory.conflicts import find_conflicts
 from os_onboard.inventory.leases import join_leases_across_hosts
 from os_onboard.inventory.models import HostInventory, Inventory
+from os_onboard.state.credentials import export_registered
+from os_onboard.state.hosts import HostRegistry
 from os_onboard.state.jobs import Job, JobState, JobStore
 from os_onboard.state.store import StateStore
 
@@ -54,6 +56,7 @@ def run_discover(store: StateStore, ctx: JobContext, options: RunOptions | None 
     read = {uri: HostInventory.model_validate_json(doc)
             for uri, doc in ctx.jobs.items(ctx.job.id).items()}
     todo = [h for h in hosts if h not in read]
+    export_registered(HostRegistry(store), todo)  # credentials references, resolved now
     if ctx.job.attempts > 1:
         LOG.info("job %s resumed (attempt %d): %d of %d hosts left", ctx.job.id,
                  ctx.job.attempts, len(todo), len(hosts))

@@ -29,7 +29,9 @@ from os_onboard.reconcile.pending import Records
 from os_onboard.reconcile.records import adopted_servers
 from os_onboard.reconcile.resident import Reused
 from os_onboard.state.audit import AuditLog
+from os_onboard.state.credentials import export_registered
 from os_onboard.state.drift_queue import DriftQueue
+from os_onboard.state.hosts import HostRegistry
 from os_onboard.state.jobs import JobState
 from os_onboard.state.records_cache import RecordsCache
 from os_onboard.state.store import StateStore
@@ -67,6 +69,7 @@ def run_drift(store: StateStore, ctx: Any, cloud: Callable[[], Any],
     hosts = ctx.job.params["hosts"]
     if not ctx.beat({"step": f"reading {len(hosts)} host(s)"}):
         return None, {}
+    export_registered(HostRegistry(store), hosts)  # credentials references, resolved now
     result = report_pass(discover(hosts), Reused(cloud),
                          Stores(DriftQueue(store), AuditLog(store), RecordsCache(store)),
                          "drift check (API)")
@@ -82,6 +85,7 @@ class HostWatcher:
         self.store, self.interval, self.discover = store, interval, discover
         self.connection = Reused(cloud)
         self.stores = Stores(DriftQueue(store), AuditLog(store), RecordsCache(store))
+        self.registry = HostRegistry(store)
         self._lock = threading.Lock()
         self._stop: threading.Event | None = None
         self._thread: threading.Thread | None = None
@@ -119,6 +123,7 @@ class HostWatcher:
 
     def one_pass(self, hosts: list[str], cause: str) -> PassReport:
         started = time.monotonic()
+        export_registered(self.registry, hosts)  # resolved at each pass: a secret may rotate
         result = report_pass(self.discover(hosts), self.connection, self.stores, cause)
         self.last = {"hosts": len(hosts), "cause": cause, "at": time.time(),
                      "seconds": round(time.monotonic() - started, 3),
