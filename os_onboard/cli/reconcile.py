@@ -30,7 +30,7 @@ from os_onboard.reconcile.resident import ResidentHelpers, Reused
 from os_onboard.reconcile.tolerate import Context, Tolerator
 from os_onboard.serve.client import Client
 from os_onboard.state.audit import AuditLog
-from os_onboard.state.credentials import export_for_drivers
+from os_onboard.state.credentials import export_for_drivers, export_registered
 from os_onboard.state.drift_queue import DriftQueue
 from os_onboard.state.hosts import HostRegistry, ManagedHost
 from os_onboard.state.journal import Journal
@@ -328,6 +328,8 @@ class Watch(Command):
                     ResidentHelpers(parsed_args.nova_python, parsed_args.nova_config))
 
         def one_pass(hosts: list[str], cause: str) -> PassReport:
+            if following:  # credentials references resolved at each pass (rotation)
+                export_registered(HostRegistry(state_store(self.app)), hosts)
             result = _pass(self.app, parsed_args, policies, cause, kept, hosts)
             for row in result.rows:
                 print(" | ".join(str(c) for c in (row[0], row[2], row[3], "->", row[4],

@@ -241,3 +241,28 @@ def test_a_watching_replica_passes_over_the_hosts_it_holds(lab, tmp_path, tokens
     finally:
         _unregister(replica.url, admin, uri)
         replica.stop()
+
+
+def test_the_command_line_through_the_api_with_the_users_own_cloud(replica, lab):
+    """``--url`` with no $OS_TOKEN: the token is issued for the user's clouds.yaml
+    cloud (``lab``: a member), as the openstack command would; reads pass, a
+    write is refused with the API's 403, and the token is never printed."""
+    env = {k: v for k, v in os.environ.items() if k != "OS_TOKEN"}
+    env.update({"OS_CLOUD": "lab", "OS_ONBOARD_URL": replica.url,
+                "OS_ONBOARD_STATE_URL": "sqlite:////nonexistent/never-used.db"})
+
+    def cli(*args):
+        return subprocess.run([BIN, *args], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    listed = cli("inventory", "list", "--limit", "3", "-f", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert isinstance(json.loads(listed.stdout), list)
+    jobs = cli("job", "list", "--limit", "3", "-f", "json")
+    assert jobs.returncode == 0, jobs.stderr
+    refused = cli("host", "add", "qemu+ssh://member-may-not.invalid/system")
+    assert refused.returncode != 0 and "403" in refused.stderr
+    assert "os_onboard:hosts:create" in refused.stderr
+    # the CLI's own token is not known here: Keystone's are Fernet (gAAAAA...)
+    assert token("lab").startswith("gAAAAA")
+    assert all("gAAAAA" not in p.stdout + p.stderr for p in (listed, jobs, refused))
