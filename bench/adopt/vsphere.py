@@ -14,8 +14,8 @@ naive sequential loop in the same run. Nothing is faked on either side:
   instanceUuid, no OpenStack tag), named bench-vc-NNN, alternating over the
   clusters DC0_C0 and DC0_C1; every ``--ip-every``-th VM reports a guest IP
   (the simulator's VMware Tools stand-in) outside vc-net-v4's allocation pool
-  (.2-.199), the others none (a VM without Tools). 1 vCPU / 80 MiB, every
-  fourth 2 vCPU / 160 MiB: two shapes, two flavors, none another VM of the lab
+  (.2-.199), the others none (a VM without Tools). 1 vCPU / 80 MiB, a
+  quarter 2 vCPU / 160 MiB: two shapes, two flavors, none another VM of the lab
   has (the flavors are the benchmark's and are deleted at the end).
 * OpenStack side: the lab's real services and Nova's real VMware driver
   (nova-compute vc-c0 / vc-c1). os-onboard's own discovery reads the vCenter
@@ -544,7 +544,7 @@ def plan_vms(args: argparse.Namespace, addresses: list[str]) -> list[BenchVm]:
     vms = []
     free = iter(addresses)
     for i in range(args.vms):
-        big = i % 4 == 3
+        big = i % 8 in (3, 6)  # a quarter, on both clusters
         ip = next(free, None) if i % args.ip_every == 0 else None
         vms.append(BenchVm(name=f"{NAME_PREFIX}{i:03d}", uuid=str(uuid.uuid4()), mac=mac(i),
                            ip=ip, cluster=args.clusters[i % len(args.clusters)],
