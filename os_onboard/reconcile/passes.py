@@ -17,6 +17,7 @@ immediate retry would fail the same way.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from typing import Protocol
 
 from os_onboard.exceptions import CloudError
 from os_onboard.inventory.models import HostStatus, Inventory
-from os_onboard.reconcile.drift import Drift, find_drift, live_vms
+from os_onboard.reconcile.drift import Drift, DriftKind, find_drift, live_vms
 from os_onboard.reconcile.pending import (
     Records,
     drift_key,
@@ -121,8 +122,10 @@ def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores
     now = datetime.now(UTC)
     recheck: list[float] = []
     permanent = 0  # queued after a permanent failure in this pass
+    outcomes = []
     for drift in fresh:
         outcome = tolerator.apply(drift, policy(drift))
+        outcomes.append(outcome)
         if outcome.recheck_in is not None:
             recheck.append(outcome.recheck_in)
         if outcome.action is DriftAction.FAILED:
@@ -142,8 +145,47 @@ def _reconcile(inventory: Inventory, read_records: Callable[[], Records], stores
             permanent += outcome.action is DriftAction.FAILED and not outcome.temporary
         rows.append(_audit(stores, drift, cause, outcome.action,
                            f"queued earlier: {outcome.detail}"))
+    rows += _seen_again(stores, inventory, records, outcomes, cause)
     return PassResult(rows, len(stores.queue.items()),
                       recheck_in=min(recheck) if recheck else None, permanent=permanent)
+
+
+class _Absent:
+    """VMs a pass of this process found gone and left be (deferred, reported).
+
+    vm-gone is concluded on the second pass *in a row* that misses a VM
+    (tolerate/gone.py), and the audit log is what remembers the first. A VM
+    seen again in between writes no drift row, so this process remembers
+    which VMs it left absent and, when a later pass finds one of them again,
+    audits that (after: "seen again"): the run of absences in the log ends
+    there, and a later absence counts from one again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._uuids: set[str] = set()
+
+    def update(self, absent: set[str], seen: set[str]) -> set[str]:
+        """This pass's absent VMs; returns those absent before and seen now."""
+        with self._lock:
+            back = self._uuids & seen
+            self._uuids = (self._uuids - seen) | absent
+            return back
+
+
+_ABSENT = _Absent()
+
+
+def _seen_again(stores: Stores, inventory: Inventory, records: Records, outcomes: list[Outcome],
+                cause: str) -> list[Row]:
+    absent = {o.drift.uuid for o in outcomes if o.drift.kind is DriftKind.VM_GONE
+              and o.action in (DriftAction.DEFERRED, DriftAction.REPORTED)}
+    found = live_vms(inventory)
+    names = {s.uuid: s.name for s in records.servers}
+    return [_audit(stores, Drift(DriftKind.VM_GONE, uuid, names.get(uuid, found[uuid][1].name),
+                                 "on no host", "seen again"), cause, QueueState.RESOLVED,
+                   "the VM is back: a later absence is counted from one again")
+            for uuid in sorted(_ABSENT.update(absent, set(found)))]
 
 
 def _policy_of(policies: Policies, inventory: Inventory, records: Records,

@@ -13,7 +13,8 @@ unmanaged: the backend keeps the data). Never a false vm-gone:
   that misses a VM (a vCenter re-registering it, a relocation seen half
   way) costs a few seconds, never the records. "In a row" is what the
   audit log keeps: an earlier pass's vm-gone row for this VM with nothing
-  tolerated since (:attr:`Context.seen_since`).
+  tolerated since (:attr:`Context.seen_since`); a watcher's pass that finds
+  such a VM again writes a "seen again" row, which ends the run (passes.py).
 """
 
 from __future__ import annotations

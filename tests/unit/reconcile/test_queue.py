@@ -249,3 +249,24 @@ def test_a_pass_says_when_its_soonest_deferred_drift_is_due(world):
     assert [r[5] for r in result.rows] == ["deferred"] and result.recheck_in == 15.0
     assert reconcile_pass(ON_A, cloud.read, stores, "test", TOLERATE,
                           lambda r: Deferring()).recheck_in is None  # nothing deferred
+
+
+def test_a_vm_seen_again_between_two_absences_starts_the_count_anew(world, monkeypatch):
+    """vm-gone is concluded on the second absence in a row (its first sighting in the
+    audit log): a VM back in between writes a row that ends the run."""
+    from os_onboard.cli.reconcile import _seen_since
+    from os_onboard.reconcile import passes
+
+    monkeypatch.setattr(passes, "_ABSENT", passes._Absent())
+    _cloud, _tolerator, stores, run = world
+    missing = Inventory(hosts=[host("hv-a"), host("hv-b")])
+    assert [(r[2], r[5]) for r in run(missing).rows] == [("vm-gone", "reported")]
+    assert _seen_since(stores.audit, UUID, "vm-gone", "on no host") is not None
+    back = run(ON_A)
+    assert [(r[2], r[4], r[5]) for r in back.rows] == [("vm-gone", "seen again", "resolved")]
+    assert _seen_since(stores.audit, UUID, "vm-gone", "on no host") is None
+    assert run(ON_A).rows == []  # said once
+    run(missing)  # absent again: a first sighting, not a second
+    [first] = [e.at for e in stores.audit.entries(UUID, limit=1)]  # this absence's row
+    seen = _seen_since(stores.audit, UUID, "vm-gone", "on no host")
+    assert seen is not None and seen.replace(tzinfo=None) == first.replace(tzinfo=None)
