@@ -72,6 +72,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "bench" / "discovery"))
 sys.path.insert(0, str(HERE))
 
+import vsphere_profile  # noqa: E402
 from child import run_child  # noqa: E402  (bench/discovery)
 from pyVmomi import vim  # noqa: E402
 from run import _stat, by_service, read_reqlog, total_requests  # noqa: E402  (bench/adopt)
@@ -141,6 +142,20 @@ def service_cpu() -> dict[str, float]:
         if pid in stats:
             out[name] = stats[pid][1] + sum(cpu for ppid, cpu in stats.values() if ppid == pid)
     return out
+
+
+def neutron_workers() -> dict[str, int]:
+    """neutron-server's API worker processes (their titles say so), by name."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if title.startswith(b"neutron-server: api worker"):
+                found[f"neutron-api-worker-{entry.name}"] = int(entry.name)
+    return found
 
 
 # -- the OpenStack side -----------------------------------------------------------------
@@ -416,11 +431,25 @@ def run_mode(fx: Fixture, args: argparse.Namespace, tmp: Path, label: str,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE / "reqcount"),
                                                        os.environ.get("PYTHONPATH")]))}
     (tmp / "instances").mkdir(exist_ok=True)  # libvirt's option; unused by vSphere
+    cmd = [sys.executable, str(HERE / "modes.py"), *mode_args, "--state-url", url,
+           "--mapping", str(mapping), "--instances-path", str(tmp / "instances")]
+    spies: list[subprocess.Popen] = []
+    if args.profile and mode_args[0] == "ours":
+        args.profile.mkdir(parents=True, exist_ok=True)
+        cmd = vsphere_profile.wrap(cmd, args.profile / f"{label}-mode-and-helpers.txt")
+        spies = vsphere_profile.attach(neutron_workers(), args.profile)
     cpu0, busy0 = service_cpu(), machine_cpu()
-    result = run_child([sys.executable, str(HERE / "modes.py"), *mode_args,
-                        "--state-url", url, "--mapping", str(mapping),
-                        "--instances-path", str(tmp / "instances")], timeout, env=env)
+    try:
+        result = run_child(cmd, timeout, env=env)
+    finally:
+        vsphere_profile.stop(spies)
     cpu1, busy1 = service_cpu(), machine_cpu()
+    if args.profile and mode_args[0] == "ours":
+        log(f"  profile of {label} (py-spy, {args.profile}):")
+        for path in sorted(args.profile.glob("*.txt")):
+            match = "neutron" if path.name.startswith("neutron") else "os_onboard"
+            for line in vsphere_profile.summary(path, match=match):
+                log(f"    {line}")
     result["machine_cpu_s"] = busy1 - busy0
     result["discover_s"] = discover_s
     result["service_cpu_s"] = {k: cpu1[k] - cpu0[k] for k in cpu1 if k in cpu0}
@@ -532,6 +561,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ip-span", type=int, default=40,
                    help="guest IPs come from the top N addresses of the subnet, outside "
                         "its allocation pool and unused (40)")
+    p.add_argument("--profile", type=Path, metavar="DIR",
+                   help="py-spy (non-blocking) on ours' process with its helpers and on "
+                        "neutron-server's API workers; raw stacks to DIR, top frames printed")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory")
     args = p.parse_args(argv)
     if args.quick:
