@@ -510,6 +510,12 @@ def report(rows: list[tuple[str, dict]], made_s: float) -> int:
                **r.get("service_cpu_s", {})}
         # What the machine did besides: other engineers' tests, horizon, the shell.
         cpu["everything else"] = max(0.0, r.get("machine_cpu_s", 0.0) - sum(cpu.values()))
+        # The adoption's own work: everything but keystone (busy with other users'
+        # password logins: bcrypt) and the rest of the machine.
+        own = sum(v for k, v in cpu.items() if k not in ("keystone", "everything else"))
+        log(f"    the adoption's own CPU (all but keystone and everything else): {own:.1f} s = "
+            f"{1000 * own / r['expected']:.0f} ms/VM; {os.cpu_count()} idle CPUs would allow "
+            f"at most {r['expected'] / (own / os.cpu_count()):.2f} VMs/s")
         log(f"    CPU s while it ran (machine busy {r.get('machine_cpu_s', 0):.1f} of "
             f"{os.cpu_count()} x {r.get('total_s', 0):.1f} s): "
             + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])
