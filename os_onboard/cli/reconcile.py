@@ -402,12 +402,22 @@ class History(Lister):
         parser = super().get_parser(prog_name)
         parser.add_argument("vm", nargs="?", metavar="NAME|UUID", help="one VM only")
         parser.add_argument("--limit", type=int, default=200)
+        add_url_option(parser)
         return parser
 
     def take_action(self, parsed_args: Any) -> tuple[Any, Any]:
         if parsed_args.limit < 1:
             raise ConfigError("--limit must be at least 1")
+        columns = ("At", "VM", "Kind", "Recorded", "Actual", "Cause", "Action", "Detail")
+        remote = api(self.app, parsed_args)
+        if remote is not None:
+            query = {"limit": str(parsed_args.limit)}
+            if parsed_args.vm:
+                query["vm"] = parsed_args.vm
+            return columns, [(e["at"][:19], e["vm_name"], e["kind"], e["before"], e["after"],
+                              e["cause"], e["action"], e["detail"])
+                             for e in remote.call("GET", "/v1/audit", query=query)["audit"]]
         entries = AuditLog(state_store(self.app)).entries(parsed_args.vm, parsed_args.limit)
-        return (("At", "VM", "Kind", "Recorded", "Actual", "Cause", "Action", "Detail"),
+        return (columns,
                 [(e.at.isoformat(timespec="seconds"), e.vm_name, e.kind, e.before, e.after,
                   e.cause, e.action, e.detail) for e in entries])

@@ -145,6 +145,8 @@ def test_a_member_token_reads_but_starts_no_job(server, capsys, monkeypatch):
     assert code != 0 and "os_onboard:discoveries:create" in err and "403" in err
     code, out, _ = _run(capsys, "job", "list", "--url", url, "-f", "json")
     assert code == 0 and json.loads(out) == []
+    code, out, _ = _run(capsys, "workers", "--url", url, "-f", "json")
+    assert code == 0 and json.loads(out) == []  # one replica, no coordination group
 
 
 def test_the_token_comes_from_os_token_else_the_users_cloud(monkeypatch, tmp_path):
@@ -221,6 +223,10 @@ def test_plan_apply_drift_unmanage_through_the_api(server, runner_for, capsys, m
     assert (drift["VM"], drift["Kind"], drift["Action"]) == ("lab-vm1", "power-changed",
                                                              "reported")
     assert world.cloud.writes() == []
+    code, out, err = _run(capsys, "history", "lab-vm1", "-f", "json")
+    assert code == 0, err
+    assert [(e["VM"], e["Kind"], e["Action"]) for e in json.loads(out)] == [
+        ("lab-vm1", "power-changed", "reported")]
 
     code, out, err = _run(capsys, "unmanage", "lab-vm1", "-f", "json")
     assert code == 0, err
