@@ -215,14 +215,14 @@ class ApplyPlan(Lister):
         columns = ("VM", "UUID", "Status", "Steps", "Detail")
         remote = api(self.app, parsed_args)
         if remote is not None:
-            if parsed_args.plan_id is None:
-                raise ConfigError("through --url, name the plan to apply (its id, as "
-                                  "'os-onboard plan --url' printed it)")
-            job = run_job(remote, "/v1/applies", {"plan": parsed_args.plan_id,
+            plan_id = parsed_args.plan_id
+            if plan_id is None:  # the server's newest, as locally
+                plan_id = remote.call("GET", "/v1/plans/latest")["id"]
+            job = run_job(remote, "/v1/applies", {"plan": plan_id,
                                                   "parallel": parsed_args.parallel}, "apply")
             vms = job["result"].get("vms", [])
             counts = Counter(v["status"] for v in vms)
-            print(f"plan {parsed_args.plan_id}: job {job['state']}; "
+            print(f"plan {plan_id}: job {job['state']}; "
                   + ", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
             self._failed = job["state"] != "succeeded"
             return columns, [(v["name"], v["uuid"], v["status"], v["steps"], v["detail"])

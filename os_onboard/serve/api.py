@@ -233,11 +233,12 @@ def start_plan(svc: Service, req: webob.Request) -> Result:
 
 
 def show_plan(svc: Service, req: webob.Request, plan: str) -> Result:
-    """A saved plan: each VM's steps (what would be written) and blocked reasons."""
-    if not plan.isdigit():
-        raise webob.exc.HTTPNotFound(f"no plan {plan!r}")
+    """A saved plan (an id or 'latest'): each VM's steps (what would be written)
+    and blocked reasons."""
+    if not plan.isdigit() and plan != "latest":
+        raise webob.exc.HTTPNotFound(f"no plan {plan!r} (an id or 'latest')")
     try:
-        plan_id, doc = Journal(svc.store).load_plan(int(plan))
+        plan_id, doc = Journal(svc.store).load_plan(int(plan) if plan.isdigit() else None)
     except StateStoreError as exc:
         if "has no" in str(exc):
             raise webob.exc.HTTPNotFound(str(exc)) from None
@@ -368,7 +369,7 @@ ROUTES: list[Route] = [
            "vms": {"type": "array", "items": {"type": "string"}}}},
        response={"type": "object", "properties": {"job": _JOB}}),
     _r("GET", "/v1/plans/{plan}", show_plan, "os_onboard:plans:get",
-       "a saved plan: per-VM steps and blocked reasons"),
+       "a saved plan (an id or 'latest'): per-VM steps and blocked reasons"),
     _r("POST", "/v1/applies", start_apply, "os_onboard:applies:create",
        "start an apply job of a saved plan", status=202,
        request={"type": "object", "required": ["plan"], "properties": {

@@ -206,9 +206,7 @@ def test_plan_apply_drift_unmanage_through_the_api(server, runner_for, capsys, m
     code, out, err = _run(capsys, "plan", "--mapping", str(mapping), "--vm", "lab-vm1")
     assert code == 0, err
     assert "lab-vm1" in out and "saved as plan 1 on the server" in err
-    code, _, err = _run(capsys, "apply")
-    assert code != 0 and "name the plan to apply" in err
-    code, out, err = _run(capsys, "apply", "1", "-f", "json")
+    code, out, err = _run(capsys, "apply", "-f", "json")  # the server's newest plan: 1
     assert code == 0, err
     [row] = json.loads(out)
     assert (row["VM"], row["UUID"], row["Status"]) == ("lab-vm1", UUID1, "adopted")
