@@ -90,6 +90,22 @@ class Ui:
         self.shot(name)
         return self.page
 
+    def submit(self, selector: str) -> None:
+        """Click what submits a form (or follows a link) and wait for the page it loads."""
+        with self.page.expect_navigation():
+            self.page.click(selector)
+        self.page.wait_for_load_state("networkidle")
+
+    def confirm_danger(self, button: Any) -> None:
+        """A destructive button: Horizon asks for confirmation in a modal first."""
+        button.click()
+        confirm = self.page.locator("#modal_wrapper .modal-footer .btn-danger")
+        confirm.wait_for()
+        self.shot("confirm")
+        with self.page.expect_navigation():
+            confirm.click()
+        self.page.wait_for_load_state("networkidle")
+
     def login(self) -> None:
         """With the keyboard, as a person would: type, Tab, type, Enter."""
         page = self.page

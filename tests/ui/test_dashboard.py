@@ -104,20 +104,18 @@ def test_a_vcenter_vm_is_onboarded_through_the_panels(ui: Ui, lab: dict[str, str
     ui.go("/admin/onboard_hosts/", "hosts-before")
     old = page.locator(f'#hosts-table tr[data-uri="{uri}"]')
     if old.count():
-        old.get_by_role("button", name=re.compile("Remove")).click()
-        page.wait_for_load_state("networkidle")
+        ui.confirm_danger(old.get_by_role("button", name=re.compile("Remove")))
     page.fill("#host-uri", uri)
     page.fill("#host-name", "ui-vcenter")
     page.fill("#host-groups", "ui-test")
-    page.click("#register-submit")
-    page.wait_for_load_state("networkidle")
+    ui.submit("#register-submit")
     row = page.locator(f'#hosts-table tr[data-uri="{uri}"]')
     assert row.count() == 1, page.locator(".alert").all_inner_texts()
     ui.shot("hosts-registered")
 
     # Discover it (a job: its page follows the progress).
     row.locator("input[type=checkbox]").check()
-    page.click("#discover-submit")
+    ui.submit("#discover-submit")
     _wait_job(ui, "discovery")
     ui.go("/admin/onboard_hosts/", "hosts-discovered")
     assert "ok" in page.locator(f'#hosts-table tr[data-uri="{uri}"]').inner_text()
@@ -125,24 +123,21 @@ def test_a_vcenter_vm_is_onboarded_through_the_panels(ui: Ui, lab: dict[str, str
     # Inventory: search for the VM, tick it, plan it.
     ui.go("/admin/onboard_inventory/", "inventory")
     page.fill("#f-name", NAME)
-    page.click("#filter-submit")
-    page.wait_for_load_state("networkidle")
+    ui.submit("#filter-submit")
     vm_row = page.locator(f'#inventory-table tr[data-vm="{NAME}"]')
     assert vm_row.count() == 1
     assert MAC in vm_row.inner_text() and vc_vm["uuid"] in vm_row.inner_text()
     ui.shot("inventory-filtered")
     vm_row.locator("input[type=checkbox]").check()
-    page.click("#plan-selected-submit")
-    page.wait_for_load_state("networkidle")
+    ui.submit("#plan-selected-submit")
     ui.shot("plan-form")
     assert vc_vm["uuid"] in page.locator("#plan-vms").input_value()
     assert '"admin"' in page.locator("#plan-mapping").input_value()
-    page.click("#plan-submit")
+    ui.submit("#plan-submit")
     _wait_job(ui, "plan-job")
 
     # The plan's per-VM diff: to be created, nothing blocked.
-    page.click("#show-plan")
-    page.wait_for_load_state("networkidle")
+    ui.submit("#show-plan")
     ui.shot("plan-diff")
     vm_plan = page.locator(f'.plan-vm[data-vm="{NAME}"]')
     assert "create" in vm_plan.locator(".panel-heading").inner_text()
@@ -150,14 +145,24 @@ def test_a_vcenter_vm_is_onboarded_through_the_panels(ui: Ui, lab: dict[str, str
     assert vm_plan.locator(".plan-diff tbody tr").count() >= 2  # port, server, ...
 
     # Apply: live progress, then the outcome.
-    page.click("#apply-submit")
+    ui.submit("#apply-submit")
     _wait_job(ui, "apply")
     assert "adopted" in page.locator(f'#job-result tr[data-vm="{NAME}"]').inner_text()
+    apply_job = page.url
 
     # The adopted VM, in Horizon's own instance lists.
     ui.go("/project/instances/", "project-instances")
     assert page.get_by_role("link", name=NAME).count() >= 1, "not in Project > Instances"
+    # Admin > Instances pages all projects' servers (other tests' too): filter by name.
     ui.go("/admin/instances/", "admin-instances")
+    search = page.locator(".table_search").first
+    search.locator(".dropdown-toggle").click()
+    search.locator('[data-select-value="name"]').click()
+    search.locator("input[type=text]").fill(NAME)
+    with page.expect_navigation():
+        search.locator("input[type=text]").press("Enter")
+    page.wait_for_load_state("networkidle")
+    ui.shot("admin-instances-filtered")
     assert page.get_by_role("link", name=NAME).count() >= 1, "not in Admin > Instances"
 
     # Drift & audit, and every job so far.
@@ -165,21 +170,18 @@ def test_a_vcenter_vm_is_onboarded_through_the_panels(ui: Ui, lab: dict[str, str
     ui.go("/admin/onboard_apply/", "jobs")
 
     # Release it through the panel: the apply job's "Release these VMs" button.
-    page.go_back()
-    page.wait_for_load_state("networkidle")
-    page.click("#release-adopted")
-    page.wait_for_load_state("networkidle")
+    ui.go(apply_job.removeprefix(ui.base), "apply-job-again")
+    ui.submit("#release-adopted")
     assert vc_vm["uuid"] in page.locator("#unmanage-vms").input_value()
     ui.shot("release-form")
-    page.click("#unmanage-submit")
+    ui.confirm_danger(page.locator("#unmanage-submit"))
     _wait_job(ui, "release")
     assert "released" in page.locator("#job-progress").inner_text()
 
     # The registration goes too.
     ui.go("/admin/onboard_hosts/", "hosts-end")
-    page.locator(f'#hosts-table tr[data-uri="{uri}"]').get_by_role(
-        "button", name=re.compile("Remove")).click()
-    page.wait_for_load_state("networkidle")
+    ui.confirm_danger(page.locator(f'#hosts-table tr[data-uri="{uri}"]').get_by_role(
+        "button", name=re.compile("Remove")))
     assert page.locator(f'#hosts-table tr[data-uri="{uri}"]').count() == 0
 
 

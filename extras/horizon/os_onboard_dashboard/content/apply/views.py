@@ -32,9 +32,12 @@ class IndexView(ApiPage):
 
 
 def _progress_rows(job: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per VM (or host) progress: "3/7 steps" or a status, with a percentage."""
+    """Per VM (or, for a discovery, per host) progress: "3/7 steps" or a status,
+    with a percentage."""
+    progress = job.get("progress") or {}
+    items = progress.get("vms") or progress.get("hosts") or {}
     rows = []
-    for name, value in sorted((job.get("progress") or {}).get("vms", {}).items()):
+    for name, value in sorted(items.items() if isinstance(items, dict) else []):
         pct = None
         if isinstance(value, str) and "/" in value:
             done, _, rest = value.partition("/")
@@ -57,8 +60,11 @@ class JobView(ApiPage):
         result = job.get("result") or {}
         return {"job": job, "live": job["state"] in ("queued", "running"),
                 "per_vm": _progress_rows(job), "pct": pct,
-                "other_progress": {k: v for k, v in progress.items() if k != "vms"},
-                "result_vms": result.get("vms") if isinstance(result.get("vms"), list) else [],
+                "other_progress": {k: v for k, v in progress.items()
+                                   if k not in ("vms", "hosts") or not isinstance(v, dict)},
+                "result_vms": [{**v, "note": v.get("detail") or v.get("error") or ""}
+                               for v in result.get("vms") or [] if isinstance(v, dict)]
+                if isinstance(result.get("vms"), list) else [],
                 "result_other": {k: v for k, v in result.items() if k != "vms"},
                 "adopted": [v["uuid"] for v in result.get("vms", [])
                             if isinstance(v, dict) and v.get("status") == "adopted"]

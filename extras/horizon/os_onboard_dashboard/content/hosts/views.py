@@ -21,10 +21,12 @@ class IndexView(ApiPage):
         hosts = api.hosts(self.request)
         latest = api.snapshot(self.request) or {}
         seen = {h["uri"]: h for h in latest.get("hosts", [])}
-        try:
-            held = api.workers(self.request).get("hosts", {})
+        held: dict[str, str] = {}
+        try:  # /v1/workers: {"members": [{"member": ..., "held": [uri, ...]}, ...]}
+            for member in api.workers(self.request).get("members", []):
+                held.update({uri: member.get("member", "") for uri in member.get("held", [])})
         except api.ApiError:  # who holds a host is extra: the list stands without it
-            held = {}
+            pass
         rows = [{**h, "discovered": seen.get(h["uri"]), "held_by": held.get(h["uri"], "")}
                 for h in hosts]
         return {"hosts": rows, "snapshot": latest}
@@ -45,14 +47,13 @@ def register(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def remove(request: HttpRequest, host_id: str) -> HttpResponse:
-    return act(request, "Host removed from the registry (its VMs are untouched).",
-               lambda: api.remove_host(request, host_id), _back())
-
-
-@require_POST
-def discover(request: HttpRequest) -> HttpResponse:
-    """A discovery job of the hosts ticked (all registered hosts when none is)."""
+def table_action(request: HttpRequest) -> HttpResponse:
+    """The hosts table's form: a row's Remove (Horizon's confirmation posts the
+    form with the button's name and value, as for its own tables), else a
+    discovery job of the hosts ticked (all registered hosts when none is)."""
+    if host_id := request.POST.get("remove"):
+        return act(request, "Host removed from the registry (its VMs are untouched).",
+                   lambda: api.remove_host(request, host_id), _back())
     hosts = request.POST.getlist("host")
     return act(request, "Discovery started.",
                lambda: api.start(request, "discoveries", {"hosts": hosts} if hosts else {}),
