@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 LAB    := lab/lab
 PYTEST_ARGS ?=
 
-.PHONY: help venv lint unit functional test demo lab-up lab-down lab-status bench bench-reconcile bench-adopt bench-adopt-vsphere clean
+.PHONY: help venv lint unit functional test test-ui demo lab-up lab-down lab-status bench bench-reconcile bench-adopt bench-adopt-vsphere clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,8 +33,16 @@ unit: venv  ## unit tests (no lab needed)
 functional: venv lab-up  ## functional tests against the running lab
 	$(BIN)/pytest -q tests/functional $(PYTEST_ARGS)
 
-test: venv lint lab-up  ## unit + functional tests (brings the lab up if needed)
+test: venv $(VENV)/.ui-deps lint lab-up  ## unit + functional + UI tests (brings the lab up if needed)
 	$(BIN)/pytest -q tests $(PYTEST_ARGS)
+
+# Playwright drives Debian's Chromium (lab/lib/horizon.sh installs it): no browser download.
+$(VENV)/.ui-deps: $(BIN)/os-onboard
+	$(BIN)/pip install -q 'playwright>=1.49,<2'
+	touch $@
+
+test-ui: venv $(VENV)/.ui-deps lab-up  ## browser tests of Horizon's Onboarding panels (PNGs in build/screenshots/)
+	$(BIN)/pytest -q tests/ui $(PYTEST_ARGS)
 
 demo: venv lab-up  ## bring up the lab and onboard its legacy VMs, printing each step
 	PATH=$(CURDIR)/$(BIN):$$PATH lab/demo
