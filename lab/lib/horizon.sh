@@ -106,6 +106,12 @@ OPENSTACK_KEYSTONE_URL = "$LAB_OS_KEYSTONE_URL/v3"
 OPENSTACK_KEYSTONE_DEFAULT_ROLE = "member"
 OPENSTACK_SSL_NO_VERIFY = True
 TIME_ZONE = "UTC"
+# The lab's Neutron has no L3 plugin (no routers, no floating IPs): without
+# this, Project > Instances asks for floating IPs and shows "Unable to
+# connect to Neutron".
+OPENSTACK_NEUTRON_NETWORK = {"enable_router": False, "enable_quotas": False,
+                             "enable_distributed_router": False, "enable_ha_router": False,
+                             "enable_fip_topology_check": False}
 # No memcached in the lab: sessions in files (both gunicorn workers see them).
 SESSION_ENGINE = "django.contrib.sessions.backends.file"
 SESSION_FILE_PATH = "$LAB_HORIZON_DIR/sessions"
@@ -168,6 +174,9 @@ horizon_plugin_ensure() {
 }
 
 horizon_cmd() {
+    # PYTHONWARNINGS: oslo.policy's scope-check UserWarning, several per page, buried the log.
+    HORIZON_ENV=(PATH="$LAB_HORIZON_VENV/bin:/usr/bin:/bin" HOME=/root LANG=C.UTF-8 PYTHONUNBUFFERED=1
+        PYTHONWARNINGS=ignore::UserWarning DJANGO_SETTINGS_MODULE=openstack_dashboard.settings)
     HORIZON_CMD=("$LAB_HORIZON_VENV/bin/gunicorn" --name lab-horizon
         --bind "127.0.0.1:$LAB_HORIZON_PORT" --workers 2 --preload --timeout 120
         --graceful-timeout 5 openstack_dashboard.wsgi:application)
@@ -181,7 +190,7 @@ horizon_up() {
     horizon_render
     horizon_plugin_ensure
     horizon_cmd
-    hash=$({ printf '%s\n' "${HORIZON_CMD[@]}"; cat "$LAB_HORIZON_VENV/.lab-stamp" "$LAB_HORIZON_VENV/.lab-plugin-stamp"; } |
+    hash=$({ printf '%s\n' "${HORIZON_CMD[@]}" "${HORIZON_ENV[@]}"; cat "$LAB_HORIZON_VENV/.lab-stamp" "$LAB_HORIZON_VENV/.lab-plugin-stamp"; } |
         sha256sum | cut -c1-16)
     if pid=$(horizon_pid); then
         if [[ $(cat "$LAB_HORIZON_DIR/run/horizon.hash" 2>/dev/null) == "$hash" ]] && horizon_healthy; then
@@ -193,9 +202,7 @@ horizon_up() {
     fi
     t0=$(lab_now_us)
     printf '\n==== %s lab: starting horizon ====\n' "$(date '+%F %T')" >>"$LAB_HORIZON_LOG"
-    env -i PATH="$LAB_HORIZON_VENV/bin:/usr/bin:/bin" HOME=/root LANG=C.UTF-8 PYTHONUNBUFFERED=1 \
-        DJANGO_SETTINGS_MODULE=openstack_dashboard.settings \
-        setsid nohup "${HORIZON_CMD[@]}" </dev/null >>"$LAB_HORIZON_LOG" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+    env -i "${HORIZON_ENV[@]}" setsid nohup "${HORIZON_CMD[@]}" </dev/null >>"$LAB_HORIZON_LOG" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     pid=$!
     printf '%s %s\n' "$pid" "$(os_starttime "$pid")" >"$LAB_HORIZON_PIDFILE"
     printf '%s\n' "$hash" >"$LAB_HORIZON_DIR/run/horizon.hash"
