@@ -88,6 +88,9 @@ class Adoption(abc.ABC):
 
     #: the host step keys this driver executes (a plan naming another is refused)
     step_keys: frozenset[str] = frozenset()
+    #: those of them that follow the VM's volumes (run again when phase 2 records a
+    #: disk added out of band; idempotent like every host step)
+    volume_step_keys: frozenset[str] = frozenset()
     #: seconds a guest must stay off before phase 2 records it SHUTOFF
     #: (reconcile/tolerate/power.py): libvirt's Nova turns a quick restart seen
     #: through a STOPPED record into a force-stop (its lifecycle events)
@@ -122,6 +125,12 @@ class Adoption(abc.ABC):
         """Why this VM cannot be adopted on this hypervisor, beyond the generic rules
         (devices, power state, owners); each reason is shown in the plan."""
         return []
+
+    def disk_may_be_volume(self, disk: Disk, is_root: bool) -> bool:
+        """Whether a disk of an adopted VM that no volume records is drift (disk-added).
+        Network and block disks are; a file on a hypervisor's filesystem is no Cinder
+        volume (adoption keeps such disks, e.g. a local root, out of the records)."""
+        return disk.source_kind != "file"
 
     def unrecorded_disk_fate(self) -> str:
         """What becomes of a local disk kept out of Nova's records (``local_disks: keep``)."""

@@ -15,6 +15,7 @@ from os_onboard.drivers.adoption import Adoption
 from os_onboard.drivers.registry import driver_named
 from os_onboard.exceptions import ConfigError
 from os_onboard.inventory.models import HostInventory, HostStatus, Inventory, PowerState, Vm
+from os_onboard.plan.disks import root_disk
 
 
 class DriftKind(StrEnum):
@@ -130,7 +131,7 @@ def find_drift(inventory: Inventory, servers: list[AdoptedServer],
             continue
         hostname, vm = found
         drifts.extend(_compare(server, hostname, hosts.get(hostname, hostname), vm,
-                               server.uuid in placed))
+                               server.uuid in placed, adoption_of(found_on[server.uuid][0])))
         if _names_are_display_names(found_on[server.uuid][0]):
             drifts.extend(_renamed(server, vm))
     for uuid, (hostname, vm) in live.items():
@@ -168,7 +169,7 @@ def _renamed(server: AdoptedServer, vm: Vm) -> list[Drift]:
 
 
 def _compare(server: AdoptedServer, hostname: str, service_host: str, vm: Vm,
-             placed: bool) -> list[Drift]:
+             placed: bool, adoption: Adoption | None = None) -> list[Drift]:
     out: list[Drift] = []
     if placed and server.node != hostname:
         out.append(Drift(DriftKind.HOST_CHANGED, server.uuid, server.name,
@@ -212,11 +213,13 @@ def _compare(server: AdoptedServer, hostname: str, service_host: str, vm: Vm,
     for target in sorted(recorded_disks - disks.keys()):
         out.append(Drift(DriftKind.DISK_REMOVED, server.uuid, server.name,
                          f"volume at {target}", "no disk", {"target": target}))
-    # A file on a hypervisor's filesystem is no Cinder volume (adoption keeps
-    # such disks, e.g. a local root, outside the volume records), so only
-    # network and block disks can be missing from them.
+    # Which unrecorded disks could be volumes is the driver's answer (a file on a
+    # hypervisor's filesystem is none; a vSphere data VMDK is, recorded in place).
+    root = root_disk(vm)
     for target in sorted(disks.keys() - recorded_disks):
-        if disks[target].source_kind != "file":
+        disk = disks[target]
+        if (adoption.disk_may_be_volume(disk, disk is root) if adoption
+                else disk.source_kind != "file"):
             out.append(Drift(DriftKind.DISK_ADDED, server.uuid, server.name, "no volume",
-                             f"disk {target} ({disks[target].source})", {"target": target}))
+                             f"disk {target} ({disk.source})", {"target": target}))
     return out

@@ -210,3 +210,48 @@ def test_unmanage_leaves_the_disk_and_removes_the_key_and_backing(ctx, si):
     _adopt(ctx)
     volume = openstack(ctx, "volume", "show", volume_id, "-f", "json")
     assert volume["status"] == "in-use" and vm.runtime.bootTime == boot
+
+
+def _reconcile(ctx: dict, *kinds: str) -> list[dict]:
+    """One reconcile pass tolerating only ``kinds`` (others are reported), this VM's rows."""
+    policies = [a for k in kinds for a in ("--kind-policy", f"{k}=tolerate")]
+    rows = json.loads(onboard(ctx, "reconcile", "--policy", "report", *policies,
+                              "--mapping", ctx["mapping"], ctx["lab"]["LAB_VSPHERE_URI"],
+                              "-f", "json").stdout or "[]")
+    return [r for r in rows if r.get("UUID") == ctx["uuid"]]
+
+
+def test_a_disk_hot_added_then_removed_in_vcenter_follows_in_cinder_and_nova(ctx, si):
+    """Phase 2 on the adopted VM (left adopted by the test before): a disk a vCenter user
+    adds becomes a volume recorded in place with its key; removed, it is detached in the
+    records and stays managed."""
+    vm = ctx["vm"]
+    boot = vm.runtime.bootTime
+    change = vim.vm.device.VirtualDeviceSpec(
+        operation="add", fileOperation="create", device=vim.vm.device.VirtualDisk(
+            key=-1, controllerKey=1000, unitNumber=2, capacityInKB=1024,
+            backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                diskMode="persistent", thinProvisioned=True, fileName="")))
+    WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[change])))
+    [added] = [d for d in vm.config.hardware.device
+               if isinstance(d, vim.vm.device.VirtualDisk) and d.unitNumber == 2]
+    volume_id = added.backing.uuid
+
+    rows = _reconcile(ctx, "disk-added")
+    assert [(r["Kind"], r["Action"]) for r in rows] == [("disk-added", "tolerated")], rows
+    volume = openstack(ctx, "volume", "show", volume_id, "-f", "json")
+    assert volume["status"] == "in-use"
+    server = openstack(ctx, "server", "show", ctx["uuid"], "-f", "json")
+    assert volume_id in [v["id"] for v in server["volumes_attached"]]
+    assert _keys(vm)[f"volume-{volume_id}"] == volume_id
+    assert _disk_paths(_backings(si, volume_id)[0]) == [added.backing.fileName]
+    assert _reconcile(ctx, "disk-added") == []  # no echo
+
+    WaitForTask(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[
+        vim.vm.device.VirtualDeviceSpec(operation="remove", device=added)])))
+    rows = _reconcile(ctx, "disk-removed")
+    assert [(r["Kind"], r["Action"]) for r in rows] == [("disk-removed", "tolerated")], rows
+    assert openstack(ctx, "volume", "show", volume_id, "-f", "json")["status"] == "available"
+    server = openstack(ctx, "server", "show", ctx["uuid"], "-f", "json")
+    assert volume_id not in [v["id"] for v in server["volumes_attached"]]
+    assert vm.runtime.bootTime == boot

@@ -65,6 +65,7 @@ class VsphereAdoption(Adoption):
     vm_name_is_display_name = True
     root_stays_in_vm = True
     step_keys = frozenset({VOLUME_KEYS})
+    volume_step_keys = frozenset({VOLUME_KEYS})
 
     def compute_node(self, host: Host, vm: Vm) -> str | None:
         cluster = vm.location.cluster_id if vm.location else None
@@ -90,6 +91,13 @@ class VsphereAdoption(Adoption):
             return None
         return (f"NIC {nic.mac.lower()} is on a {nic.source_kind}: only NICs on a port group "
                 "can be bound to a port Nova's VMware driver knows")
+
+    def disk_may_be_volume(self, disk: Disk, is_root: bool) -> bool:
+        # a VMDK on a datastore becomes a volume in place (a vmware-vmdk backend); the
+        # root stays part of the VM
+        if disk.format == "vmdk" and (disk.source or "").startswith("["):
+            return not is_root
+        return super().disk_may_be_volume(disk, is_root)
 
     def unrecorded_disk_fate(self) -> str:
         return ("it stays attached to the VM (Nova's VMware driver does not regenerate it); "

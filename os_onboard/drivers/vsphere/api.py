@@ -312,9 +312,13 @@ def reconfigure_extra_config(endpoint: Endpoint, password: str, instance_uuid: s
     """
     session = connect(endpoint, password)
     try:
-        vm = session._content.searchIndex.FindByUuid(None, instance_uuid, True, True)
-        if vm is None:
-            raise HostWriteError(f"{endpoint.display}: no VM with instanceUuid {instance_uuid}")
+        # FindAllByUuid, as Nova's driver looks VMs up (and twins show as such)
+        found = session._content.searchIndex.FindAllByUuid(
+            uuid=instance_uuid, vmSearch=True, instanceUuid=True)
+        if len(found) != 1:
+            raise HostWriteError(f"{endpoint.display}: {len(found)} VMs with instanceUuid "
+                                 f"{instance_uuid}, not one")
+        vm = found[0]
         todo = dict(values(list(vm.config.extraConfig or [])))
         if todo:
             spec = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key=k, value=v)

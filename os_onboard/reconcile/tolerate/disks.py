@@ -1,10 +1,11 @@
 """disk-added, disk-removed: Cinder volumes and Nova's block device mappings follow.
 
 * added: the volume step the planner would make for this disk now, run by
-  apply's own executor (Cinder manage with the resolved reference, service
-  and owner filled in, a completed v3 attachment: ``in-use``), the rename
-  trap closed as at adoption (by the host's driver: libvirt's rename map, then
-  the persistent definition),
+  apply's own executor (Cinder manage with the resolved reference, or the
+  in-place record of a vSphere VMDK; service and owner filled in, a completed
+  v3 attachment: ``in-use``), the rename trap closed as at adoption (by the
+  host's driver: libvirt's rename map, then the persistent definition), the
+  driver's host steps that follow volumes (vSphere: Nova's extraConfig key),
   then a BDM in Nova (the adopt helper's own code).
 * removed: the records only. The volume is marked detached in Cinder's
   database (``os-reset_status``) and its BDM removed; never an attachment
@@ -17,7 +18,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from os_onboard.apply.steps import DISK_KEY, ensure_volume, volumes_managed
+from os_onboard.apply.steps import (
+    DISK_KEY,
+    adoption_of,
+    ensure_host_step,
+    ensure_volume,
+    volumes_managed,
+)
 from os_onboard.plan.model import StepKind
 from os_onboard.reconcile.drift import Drift
 from os_onboard.reconcile.tolerate.base import Context, Outcome
@@ -31,6 +38,11 @@ def added(ctx: Context, drift: Drift) -> Outcome:
     env = ctx.apply_env()
     result = ensure_volume(env, vm_plan, step, when)
     definition = volumes_managed(env, vm_plan, {step.key: result})
+    # The host steps the plan makes for volumes (vSphere: Nova's extraConfig key of the
+    # disk, which its detach needs); each writes only what is missing.
+    follow = adoption_of(vm_plan).volume_step_keys
+    for host_step in [s for s in vm_plan.steps if s.kind is StepKind.HOST and s.key in follow]:
+        ensure_host_step(env, vm_plan, host_step, {step.key: result})
     ctx.helper({"uuid": drift.uuid, "add_bdms": [{
         "source_type": "volume", "destination_type": "volume", "boot_index": None,
         "device_name": f"/dev/{target}", "disk_bus": step.params["bus"],

@@ -275,3 +275,10 @@ def test_an_rdm_lun_is_resolved_by_its_naa_id_or_refused():
     assert not volume.params.get("in_place")  # Cinder's manage API: a LUN is not moved
     [q] = plan_of(vm(disks=[vmdk(), rdm()])).vms
     assert any("disk scsi0:2" in b and "no Cinder backend" in b for b in q.blocked)
+
+
+def test_a_data_vmdk_no_volume_records_is_disk_added_but_the_root_never_is():
+    drifts = _drift(vm(disks=[vmdk(), data_vmdk()]), servers=[_server()])
+    assert set(drifts) == {("disk-added", UUID1)}
+    assert drifts[("disk-added", UUID1)].detail == {"target": "scsi0:1"}
+    assert _drift(vm(disks=[vmdk()]), servers=[_server()]) == {}  # the root stays in the VM
