@@ -127,8 +127,9 @@ def machine_cpu() -> float:
     return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def service_cpu() -> dict[str, float]:
-    """CPU seconds so far of each lab process that an adoption keeps busy, workers included."""
+def service_cpu() -> dict[str, tuple[int, float]]:
+    """(pid, CPU seconds so far) of each lab process an adoption keeps busy, workers
+    included (the pid tells a restarted service, whose count started again)."""
     stats = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (st := _stat(int(entry.name))) is not None:
@@ -140,8 +141,21 @@ def service_cpu() -> dict[str, float]:
         except (OSError, ValueError, IndexError):
             continue
         if pid in stats:
-            out[name] = stats[pid][1] + sum(cpu for ppid, cpu in stats.values() if ppid == pid)
+            out[name] = (pid, stats[pid][1] + sum(cpu for ppid, cpu in stats.values()
+                                                  if ppid == pid))
     return out
+
+
+def cpu_delta(before: dict[str, tuple[int, float]],
+              after: dict[str, tuple[int, float]]) -> tuple[dict[str, float], list[str]]:
+    """CPU seconds per service between two readings; services restarted meanwhile apart."""
+    delta, restarted = {}, []
+    for name, (pid, cpu) in after.items():
+        if name in before and before[name][0] == pid:
+            delta[name] = cpu - before[name][1]
+        elif name in before:
+            restarted.append(name)
+    return delta, restarted
 
 
 def neutron_workers() -> dict[str, int]:
@@ -452,7 +466,7 @@ def run_mode(fx: Fixture, args: argparse.Namespace, tmp: Path, label: str,
                 log(f"    {line}")
     result["machine_cpu_s"] = busy1 - busy0
     result["discover_s"] = discover_s
-    result["service_cpu_s"] = {k: cpu1[k] - cpu0[k] for k in cpu1 if k in cpu0}
+    result["service_cpu_s"], result["restarted"] = cpu_delta(cpu0, cpu1)
     result["requests"] = read_reqlog(reqlog)
     result["check"] = fx.verify(vms)
     result["release_s"] = fx.release([v.uuid for v in vms])
@@ -516,6 +530,9 @@ def report(rows: list[tuple[str, dict]], made_s: float) -> int:
         log(f"    the adoption's own CPU (all but keystone and everything else): {own:.1f} s = "
             f"{1000 * own / r['expected']:.0f} ms/VM; {os.cpu_count()} idle CPUs would allow "
             f"at most {r['expected'] / (own / os.cpu_count()):.2f} VMs/s")
+        if r.get("restarted"):
+            log(f"    restarted while the mode ran (CPU not counted; in everything else): "
+                f"{', '.join(r['restarted'])}")
         log(f"    CPU s while it ran (machine busy {r.get('machine_cpu_s', 0):.1f} of "
             f"{os.cpu_count()} x {r.get('total_s', 0):.1f} s): "
             + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])
