@@ -14,9 +14,10 @@ naive sequential loop in the same run. Nothing is faked on either side:
   instanceUuid, no OpenStack tag), named bench-vc-NNN, alternating over the
   clusters DC0_C0 and DC0_C1; every ``--ip-every``-th VM reports a guest IP
   (the simulator's VMware Tools stand-in) outside vc-net-v4's allocation pool
-  (.2-.199), the others none (a VM without Tools). 1 vCPU / 80 MiB, a
-  quarter 2 vCPU / 160 MiB: two shapes, two flavors, none another VM of the lab
-  has (the flavors are the benchmark's and are deleted at the end).
+  (.2-.199) and clear of the addresses the functional tests use, the others
+  none (a VM without Tools). 1 vCPU / 80 MiB, a quarter 2 vCPU / 160 MiB: two
+  shapes, two flavors, none another VM of the lab has (the flavors are the
+  benchmark's and are deleted at the end).
 * OpenStack side: the lab's real services and Nova's real VMware driver
   (nova-compute vc-c0 / vc-c1). os-onboard's own discovery reads the vCenter
   into a temporary state store; its plan puts each VM on its cluster's compute
@@ -230,16 +231,18 @@ class Fixture:
                         for c, h in sorted(self.nodes.items())))
 
     def free_addresses(self, used_by_vms: set[str]) -> list[str]:
-        """vc-net-v4 addresses outside its allocation pool that no port and no VM holds,
-        from the top down (the lab's legacy VMs use .201 up)."""
+        """vc-net-v4 addresses in ``--ip-hosts`` (host numbers in the subnet) outside its
+        allocation pool that no port and no VM holds. The default, 205-229, keeps
+        clear of the legacy VMs' .201 up and the functional tests' fixed .231-.250."""
         net = ipaddress.ip_network(self.subnet["cidr"])
         pools = [(ipaddress.ip_address(a), ipaddress.ip_address(b))
                  for a, b in self.subnet["pools"]]
         used = {ip["ip_address"] for p in self.cloud.ports(network_id=self.network_id)
                 for ip in p["fixed_ips"]} | used_by_vms
-        hosts = list(net.hosts())
-        return [str(a) for a in reversed(hosts[-self.args.ip_span:])
-                if not any(lo <= a <= hi for lo, hi in pools) and str(a) not in used]
+        first, _, last = self.args.ip_hosts.partition("-")
+        wanted = [net.network_address + n for n in range(int(first), int(last or first) + 1)]
+        return [str(a) for a in wanted if a in net
+                and not any(lo <= a <= hi for lo, hi in pools) and str(a) not in used]
 
     # -- capacity -------------------------------------------------------------------
     def _inventories(self, rp: str) -> dict:
@@ -579,11 +582,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--subnet", default="vc-net-v4")
     p.add_argument("--port-group", default=os.environ.get("LAB_VC_PORT_GROUP", "DC0_DVPG0"))
     p.add_argument("--clusters", default="DC0_C0,DC0_C1", type=lambda s: s.split(","))
-    p.add_argument("--ip-every", type=int, default=6,
-                   help="every Nth VM reports a guest IP (6); the others none")
-    p.add_argument("--ip-span", type=int, default=40,
-                   help="guest IPs come from the top N addresses of the subnet, outside "
-                        "its allocation pool and unused (40)")
+    p.add_argument("--ip-every", type=int, default=8,
+                   help="every Nth VM reports a guest IP (8); the others none")
+    p.add_argument("--ip-hosts", default="205-229",
+                   help="guest IPs: these host numbers of the subnet, outside its allocation "
+                        "pool and unused (205-229: not the legacy VMs' .201 up, not the "
+                        "functional tests' fixed .231-.250)")
     p.add_argument("--profile", type=Path, metavar="DIR",
                    help="py-spy (non-blocking) on ours' process with its helpers and on "
                         "neutron-server's API workers; raw stacks to DIR, top frames printed")
