@@ -61,6 +61,14 @@ def _tasks_on(si, vm) -> list[str]:
     return [t.info.key for t in vm.recentTask or []]
 
 
+def _event_keys(si, vm) -> set[int]:
+    """The keys of the VM's events in vCenter's event history (each write makes one)."""
+    spec = vim.event.EventFilterSpec(entity=vim.event.EventFilterSpec.ByEntity(
+        entity=vm, recursion="self"))
+    return {e.key for e in si.content.eventManager.QueryEvents(spec)
+            if e.vm is not None and e.vm.vm == vm}
+
+
 @pytest.fixture(scope="module")
 def ctx(lab, si, tmp_path_factory) -> Iterator[dict]:
     state = tmp_path_factory.mktemp("vcenter-adoption")
@@ -105,7 +113,7 @@ def openstack(ctx: dict, *args: str) -> dict | list:
 
 def test_a_running_vsphere_vm_is_adopted_without_being_touched(ctx, si):
     vm, instance_uuid = ctx["vm"], ctx["uuid"]
-    before, tasks_before = _witness(vm), _tasks_on(si, vm)
+    before, tasks_before, events_before = _witness(vm), _tasks_on(si, vm), _event_keys(si, vm)
     assert before[1] == "poweredOn"
 
     onboard(ctx, "discover", ctx["lab"]["LAB_VSPHERE_URI"])
@@ -130,6 +138,7 @@ def test_a_running_vsphere_vm_is_adopted_without_being_touched(ctx, si):
     # The VM saw nothing: same boot, power and configuration; no task ran on it.
     assert _witness(vm) == before
     assert _tasks_on(si, vm) == tasks_before
+    assert _event_keys(si, vm) == events_before  # no write at all: no event
     assert "nvp.vm-uuid" not in {o.key for o in vm.config.extraConfig or []}
 
     released = json.loads(onboard(ctx, "unmanage", instance_uuid, "-f", "json").stdout)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -117,8 +118,6 @@ def _backings(si, volume_id: str) -> list:
 
 
 def openstack(ctx: dict, *args: str) -> dict | list | None:
-    import subprocess
-
     proc = subprocess.run([f"{ctx['lab']['LAB_OPENSTACK_BIN']}/openstack", *args],
                           env=ctx["env"], capture_output=True, text=True, check=True,
                           timeout=120)
@@ -160,6 +159,17 @@ def test_a_data_disk_is_recorded_in_place_and_the_vm_sees_one_key(ctx, si):
     server = openstack(ctx, "server", "show", ctx["uuid"], "-f", "json")
     assert server["status"] == "ACTIVE"
     assert [v["id"] for v in server["volumes_attached"]] == [volume_id]
+
+    # Nova's own audit tools find the instance whole (cell mapping, allocation).
+    manage = ctx["lab"]["LAB_NOVA_MANAGE"].split()
+    verify = subprocess.run([*manage, "cell_v2", "verify_instance", "--uuid", ctx["uuid"]],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert verify.returncode == 0 and "is in cell" in verify.stdout, verify.stdout
+    heal = subprocess.run([*manage, "placement", "heal_allocations", "--dry-run", "--verbose",
+                           "--instance", ctx["uuid"]], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert heal.returncode == 4, heal.stdout + heal.stderr  # 4: nothing to do
+    assert f"allocation of instance {ctx['uuid']} is up-to-date" in heal.stdout
 
     # Cinder's shape of the volume: a powered-off backing referencing the very file.
     [backing] = _backings(si, volume_id)
