@@ -10,6 +10,7 @@ destroyed. Every page is screenshotted (build/screenshots/).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -21,7 +22,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.ui.conftest import Ui
+from tests.ui.conftest import Ui, playwright_api
+
+PlaywrightTimeout = playwright_api.TimeoutError
 
 NAME = "legacy-ui-adopt"
 MAC = "00:50:56:3f:00:c7"
@@ -88,6 +91,13 @@ def _wait_job(ui: Ui, name: str, want: str = "succeeded") -> None:
     page = ui.page
     page.wait_for_selector("#job-state[data-state]")
     ui.shot(f"{name}-started")
+    if page.locator("#job-state").get_attribute("data-state") == "queued":
+        # Best effort: the job in progress, as the next reloads show it (a short
+        # job may end between two of them).
+        with contextlib.suppress(PlaywrightTimeout):
+            page.wait_for_selector("#job-state[data-state=running]", timeout=10_000)
+            page.wait_for_load_state("networkidle")
+            ui.shot(f"{name}-running")
     page.wait_for_selector("#job-state:not([data-state=queued]):not([data-state=running])",
                            timeout=JOB_TIMEOUT_MS)
     page.wait_for_load_state("networkidle")
