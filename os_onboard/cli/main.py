@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Any
 
@@ -22,20 +21,9 @@ OpenStack records for it. Every command accepts -f table|json|yaml|csv|value.
 """
 
 
-#: Commands registered in code, not as entry points in pyproject.toml: the jobs
-#: of ``os-onboard serve`` and ``host check``. The ``openstack onboard`` plugin,
-#: which loads entry points only, does not have them.
-BUILT_IN = {"job list": "jobs:ListJobs", "job show": "jobs:ShowJob",
-            "job cancel": "jobs:CancelJob", "host check": "hosts:CheckHosts"}
-
-
 class OnboardApp(App):
     def __init__(self) -> None:
         commands = CommandManager("os_onboard.cli")
-        for name, where in BUILT_IN.items():
-            module, _, cls = where.partition(":")
-            commands.add_command(name, getattr(
-                importlib.import_module(f"os_onboard.cli.{module}"), cls))
         super().__init__(
             description=DESCRIPTION,
             version=__version__,
