@@ -40,15 +40,20 @@ EPILOG = """\
 Level-triggered: each pass reads the hypervisors (read-only) and the records
 of every adopted server, and compares. Kinds of drift: host-changed (an
 out-of-band live migration), power-changed, nic-added, nic-removed,
-ip-changed, disk-added, disk-removed, resized, vm-gone, not-adopted.
+ip-changed, disk-added, disk-removed, resized, renamed (vSphere: the VM's
+name differs from the one last taken from it), vm-gone, not-adopted.
 
 Policies: 'report' writes nothing to OpenStack and records the drift in the
 audit log; 'tolerate' makes OpenStack follow the VM where that is safe:
 host-changed (instance host/node, allocation, port bindings, volume
 connectors), power-changed (a shutdown once it lasted --shutdown-grace),
 nic-added/-removed and ip-changed (ports, VIFs, cache), disk-added/-removed
-(volume managed + attached + BDM, or detached in the records only), resized
-(flavor, allocation), vm-gone (records purged as 'unmanage' does); not-adopted
+(volume managed - a vSphere VMDK recorded in place - + attached + BDM, or
+detached in the records only), resized (flavor, allocation), renamed (the
+display name; a rename through OpenStack is no drift, and when both sides
+renamed, the hypervisor's name wins and the audit keeps the overwritten one),
+vm-gone (records purged as 'unmanage' does, once the host answered twice in a
+row without the VM); not-adopted
 is reported under either. New NICs, disks and shapes need --mapping (the
 plan's).
 
