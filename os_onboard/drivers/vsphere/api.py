@@ -28,9 +28,12 @@ import functools
 import http.client
 import ipaddress
 import logging
+import re
 import socket
 import ssl
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pyVim.connect import Disconnect, SmartConnect
@@ -68,28 +71,68 @@ class Session:
 
         One ContainerView, one filter spec, ``maxObjects`` per page: the
         number of round trips grows with objects / page_size, never per VM.
+        Objects stream out a page at a time and each is let go once yielded,
+        so a caller that builds and drops them holds one page, not the
+        endpoint (a page's elements are ~60 MiB per 1,000 VMs). While a page
+        is parsed and built, the next one is already being asked for
+        (:meth:`_pages`), so the endpoint's serialising overlaps our work.
         """
         with self._guard("retrieve properties"), self._view(list(paths)) as view:
             options = _PC.RetrieveOptions(maxObjects=page_size)
-            objects, token = self._retrieve_page(
-                "RetrievePropertiesEx", [[_filter_spec(view, paths)], options])
-            yield from objects
-            while token:
-                objects, token = self._retrieve_page("ContinueRetrievePropertiesEx", [token])
-                yield from objects
+            first = ("RetrievePropertiesEx", [[_filter_spec(view, paths)], options])
+            for page in self._pages(first):
+                while page:  # popleft: the consumer's reference is the last one
+                    yield page.popleft()
 
-    def _retrieve_page(self, method: str, args: list[Any]) -> tuple[list[RawObject], str | None]:
-        """One page, read by the fast ElementTree path; pyVmomi's for faults.
+    def _pages(self, first: tuple[str, list[Any]]) -> Iterator[deque[RawObject]]:
+        """The pages of one retrieval, in order, the next fetched while this one is used.
 
-        The request is still serialised by pyVmomi and sent on its connection
-        with its session cookie; only the answer is parsed differently.
+        The next page's token is peeked from the end of this page's raw reply
+        (:func:`_peek_token`) and its request sent on a helper thread, which
+        only waits on the socket (the GIL is free meanwhile) while this
+        thread parses and builds. One request is in flight at a time, so the
+        pyVmomi stub still has one user at a time. The token the parse finds
+        must be the one peeked; if the peek found none, the next page is
+        fetched after the parse, as before.
         """
-        collector = self._content.propertyCollector
-        body = _post(self._si._stub, collector, method, args)
-        if body is not None:
-            return parse_retrieve_result(body, _schema)
-        # Not a 200: let pyVmomi call again and raise the fault as it knows it.
-        result = getattr(collector, method)(*args)
+        with ThreadPoolExecutor(1, thread_name_prefix="vsphere-page") as pool:
+            pending: Future[bytes | None] | None = pool.submit(self._fetch, *first)
+            request = first
+            while pending is not None:
+                body = pending.result()
+                pending = None
+                if body is None:  # not a 200: pyVmomi calls again and raises the fault
+                    objects, token = self._retrieve_slow(*request)
+                else:
+                    peeked = _peek_token(body)
+                    if peeked:
+                        request = ("ContinueRetrievePropertiesEx", [peeked])
+                        pending = pool.submit(self._fetch, *request)
+                    objects, token = parse_retrieve_result(body, _schema)
+                    del body  # the raw page goes before its objects are built
+                    if peeked and token != peeked:
+                        raise DiscoveryError("a reply's paging token is not where "
+                                             "expected (malformed reply)")
+                if token and pending is None:
+                    request = ("ContinueRetrievePropertiesEx", [token])
+                    pending = pool.submit(self._fetch, *request)
+                page = deque(objects)
+                del objects  # the deque's reference is the only one
+                yield page
+
+    def _fetch(self, method: str, args: list[Any]) -> bytes | None:
+        """One page's raw reply (None if not a 200); runs on the helper thread."""
+        return _post(self._si._stub, self._content.propertyCollector, method, args)
+
+    def _retrieve_slow(self, method: str, args: list[Any]) -> tuple[list[RawObject],
+                                                                     str | None]:
+        """One page through pyVmomi's own deserialiser (for faults).
+
+        The fast path (:meth:`_pages`) serialises the request with pyVmomi
+        and sends it on its connection with its session cookie; only the
+        answer is parsed differently.
+        """
+        result = getattr(self._content.propertyCollector, method)(*args)
         if result is None:
             return [], None
         return [_raw_object(c) for c in result.objects or ()], result.token
@@ -216,6 +259,23 @@ def translate(exc: BaseException, what: str) -> Exception:
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return HostUnreachable(f"{what}: {text or type(exc).__name__}")
     return DiscoveryError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+#: the paging token as the last child of ``returnval``, at the end of a reply
+_TOKEN_AT_END = re.compile(
+    rb"<(?:[\w.-]+:)?token>([^<&]{1,4096})</(?:[\w.-]+:)?token>\s*</(?:[\w.-]+:)?returnval>")
+
+
+def _peek_token(body: bytes) -> str | None:
+    """The paging token of a reply, found without parsing it (None if not found).
+
+    vCenter and the simulator put ``<token>`` after every ``<objects>``, the
+    reply's last few hundred bytes; only a hint: the parse's token decides.
+    """
+    match = _TOKEN_AT_END.search(body, max(0, len(body) - 8192))
+    if match is None:
+        return None
+    return match.group(1).decode("utf-8", "replace") or None
 
 
 def _post(stub: Any, collector: Any, method: str, args: list[Any]) -> bytes | None:

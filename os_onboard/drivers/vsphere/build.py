@@ -12,7 +12,7 @@ its ESXi hosts see.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from os_onboard.drivers.vsphere.catalog import Catalog, build_catalog
@@ -32,27 +32,34 @@ from os_onboard.inventory.models import (
 )
 
 
-def build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObject]) -> HostInventory:
+def build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObject],
+                    vms: Iterable[RawObject] = ()) -> HostInventory:
     """One vCenter endpoint's inventory from the objects read for ``PATHS``.
 
+    ``objects`` is read whole first: the hosts, port groups, datastores and
+    the rest make the catalog every VM is joined with (VMs among them are
+    kept and built after it). ``vms``, read after the catalog, is consumed
+    one VM at a time, each built and let go before the next is taken: given
+    api.Session.retrieve's stream, only one page of raw VMs is alive at a
+    time instead of the whole endpoint (637 MiB for 10,000 VMs).
+
     The models built hold no reference cycles: no collection while they are
-    made (each would rescan all the models made so far). The pages read stay
-    frozen for the GC (soapxml.parse_retrieve_result) until the discovery runner
-    unfreezes after its hosts, when they are gone: unfrozen here, while the
-    caller still holds them, the first collection after would rescan them all
-    (0.6 s for 10,000 VMs).
+    made (each would rescan all the models made so far). The pages read are
+    frozen for the GC (soapxml.parse_retrieve_result) until the discovery
+    runner unfreezes after its hosts; reference counting frees each page
+    once its VMs are built.
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build_inventory(uri, about, objects)
+        return _build_inventory(uri, about, objects, vms)
     finally:
         if enabled:
             gc.enable()
 
 
 def _build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObject],
-                     ) -> HostInventory:
+                     streamed: Iterable[RawObject]) -> HostInventory:
     vms: list[RawObject] = []
     others: dict[str, RawObject] = {}
     for obj in objects:
@@ -63,8 +70,8 @@ def _build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObjec
     problems: list[Problem] = []
     others = {moid: obj for moid, obj in others.items() if _readable(uri, obj, problems)}
     catalog = build_catalog(others)
-    result = [vm for vm in (_build_vm(uri, raw, catalog, problems) for raw in vms)
-              if vm is not None]
+    result = [vm for vm in (_build_vm(uri, raw, catalog, problems)
+                            for raw in _drain(vms, streamed)) if vm is not None]
     result.sort(key=lambda v: (v.name, v.uuid))
     errors = any(p.severity == Severity.ERROR for p in problems)
     return HostInventory(
@@ -78,6 +85,14 @@ def _build_inventory(uri: str, about: dict[str, Any], objects: Iterable[RawObjec
         block_devices=_block_devices(catalog),
         problems=problems,
     )
+
+
+def _drain(first: list[RawObject], then: Iterable[RawObject]) -> Iterator[RawObject]:
+    """The VMs of ``first`` then of ``then``, each dropped from ``first`` as it is given."""
+    first.reverse()
+    while first:
+        yield first.pop()
+    yield from then
 
 
 #: what reading a property of an unexpected type or value raises (soapxml, pydantic)

@@ -54,14 +54,22 @@ class VsphereInventory(Inventory):
         endpoint = parse_uri(self.uri)
         session = api.connect(endpoint, find_password(endpoint), self.request_timeout)
         paths = dict(PATHS)
+        vm_paths = {"VirtualMachine": paths.pop("VirtualMachine")}
         if not self.options.storage:
             paths.pop("Datastore")
         try:
             about = {**session.about(), "host": endpoint.host}
-            objects = list(session.retrieve(paths, self.page_size))
+            # Two reads, not one: first everything but the VMs (hosts, port groups,
+            # datastores, LUNs, folders: a few pages at most), which every VM is
+            # joined with, then the VMs, built page by page as they arrive so
+            # that one page is in memory at a time, not the endpoint. A VM
+            # created between the reads on a host added between them has no
+            # host name, as it would had it come in the next discovery.
+            catalog = list(session.retrieve(paths, self.page_size))
+            result = build_inventory(self.uri, about, catalog,
+                                     session.retrieve(vm_paths, self.page_size))
         finally:
             session.close()
-        result = build_inventory(self.uri, about, objects)
         if not self.options.storage:
             result.block_devices = []
         result.duration_ms = int((time.monotonic() - started) * 1000)
