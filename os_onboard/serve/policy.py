@@ -28,7 +28,8 @@ def rules(routes: list[Any]) -> list[policy.RuleDefault]:
     for route in routes:
         if route.rule is None or route.rule in out:
             continue
-        check = f"rule:{READER}" if route.method == "GET" else f"rule:{ADMIN}"
+        reads = route.method == "GET" or getattr(route, "reads", False)
+        check = f"rule:{READER}" if reads else f"rule:{ADMIN}"
         out[route.rule] = policy.DocumentedRuleDefault(
             route.rule, check, route.summary,
             [{"method": route.method, "path": route.path}])

@@ -37,6 +37,8 @@ class Route:
     response: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
     status: int = 200
     query: tuple[str, ...] = ()
+    #: a POST that changes nothing (a host check): its rule defaults to reader
+    reads: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str]:

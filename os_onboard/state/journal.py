@@ -52,6 +52,19 @@ class _StepRecord(Base):
 
 
 @dataclass(frozen=True)
+class PlanInfo:
+    id: int
+    created_at: datetime
+    snapshot_id: int
+    started: bool  # an apply recorded steps of it
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite and MariaDB give back naive datetimes of what was stored in UTC
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
 class StepState:
     status: StepStatus
     result: dict[str, Any]
@@ -92,6 +105,22 @@ class Journal:
             which = f"plan {plan_id}" if plan_id is not None else "any plan"
             raise StateStoreError(f"the state store has no {which}; run 'os-onboard plan'")
         return row[0], Plan.model_validate_json(row[1])
+
+    def list_plans(self, limit: int = 50, before: int | None = None) -> list[PlanInfo]:
+        """Newest first, without their documents (a plan of 10,000 VMs is megabytes);
+        ``before``: the id of the last plan of the previous page."""
+        started = (select(_StepRecord.id).where(_StepRecord.plan_id == _Plan.id)
+                   .exists().label("started"))
+        query = (select(_Plan.id, _Plan.created_at, _Plan.snapshot_id, started)
+                 .order_by(_Plan.id.desc()).limit(limit))
+        if before is not None:
+            query = query.where(_Plan.id < before)
+        try:
+            with self._session() as session:
+                return [PlanInfo(r[0], _utc(r[1]), r[2], bool(r[3]))
+                        for r in session.execute(query)]
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"cannot list plans: {exc}") from exc
 
     def steps(self, plan_id: int) -> dict[tuple[str, str], StepState]:
         query = select(_StepRecord).where(_StepRecord.plan_id == plan_id)
