@@ -74,6 +74,11 @@ def remove_host(request: HttpRequest, host_id: str) -> None:
     call(request, "DELETE", f"/v1/hosts/{host_id}")
 
 
+def check_host(request: HttpRequest, host_id: str) -> dict[str, Any]:
+    """Is the host reachable now: one bounded read-only read (the API's timeout)."""
+    return dict(call(request, "POST", f"/v1/hosts/{host_id}/check", body={})["check"])
+
+
 def snapshots(request: HttpRequest, limit: int = 20) -> list[dict[str, Any]]:
     return list(call(request, "GET", "/v1/snapshots", {"limit": limit})["snapshots"])
 
@@ -91,6 +96,17 @@ def snapshot(request: HttpRequest, snapshot_id: str = "latest") -> dict[str, Any
 def vms(request: HttpRequest, snapshot_id: str = "latest", **filters: Any) -> dict[str, Any]:
     params = {k: v for k, v in filters.items() if v}
     return dict(call(request, "GET", f"/v1/snapshots/{snapshot_id}/vms", params))
+
+
+def conflicts(request: HttpRequest, snapshot_id: str, limit: int = 20
+              ) -> list[dict[str, Any]]:
+    return list(call(request, "GET", f"/v1/snapshots/{snapshot_id}/conflicts",
+                     {"limit": limit})["conflicts"])
+
+
+def problems(request: HttpRequest, snapshot_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    return list(call(request, "GET", f"/v1/snapshots/{snapshot_id}/problems",
+                     {"limit": limit})["problems"])
 
 
 def start(request: HttpRequest, what: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +128,11 @@ def cancel(request: HttpRequest, job_id: str) -> dict[str, Any]:
     return dict(call(request, "POST", f"/v1/jobs/{job_id}/cancel", body={})["job"])
 
 
+def plans(request: HttpRequest, limit: int = 15, marker: str = "") -> dict[str, Any]:
+    """Saved plans, newest first: {"plans": [...], "next": URL while there are more}."""
+    return dict(call(request, "GET", "/v1/plans", {"limit": limit, "marker": marker or None}))
+
+
 def plan(request: HttpRequest, plan_id: str) -> dict[str, Any]:
     return dict(call(request, "GET", f"/v1/plans/{plan_id}"))
 
@@ -126,6 +147,10 @@ def audit(request: HttpRequest, vm: str = "", limit: int = 50) -> list[dict[str,
 
 def drift_queue(request: HttpRequest) -> list[dict[str, Any]]:
     return list(call(request, "GET", "/v1/drift-queue")["queue"])
+
+
+def drift_policies(request: HttpRequest) -> dict[str, Any]:
+    return dict(call(request, "GET", "/v1/drift-policies"))
 
 
 def policies(request: HttpRequest) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Drift & audit: the reconciler's audit history, its queue, the replicas and
-the hosts each watches, the API's policies; start a (report-only) drift check."""
+the hosts each watches, the drift policies in force (and a mapping's policy
+groups), the API's access rules; start a (report-only) drift check."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class IndexView(ApiPage):
                       if j["kind"] == "drift"][:5]
         return {"vm": vm, "audit": api.audit(self.request, vm=vm),
                 "queue": api.drift_queue(self.request), "workers": api.workers(self.request),
-                "policies": api.policies(self.request), "drift_jobs": drift_jobs}
+                "policies": api.policies(self.request), "drift_jobs": drift_jobs,
+                "drift_policies": api.drift_policies(self.request)}
 
 
 @require_POST

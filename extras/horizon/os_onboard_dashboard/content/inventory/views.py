@@ -10,14 +10,21 @@ from os_onboard_dashboard import api
 from os_onboard_dashboard.views import ApiPage
 
 PAGE_SIZES = (25, 50, 100, 500)
+SHOWN = 20  # conflicts and problems listed above the table
 
 
 def _gib(n: int | None) -> str:
     return f"{n / 2**30:.1f} GiB" if n else "-"
 
 
-def vm_row(vm: dict[str, Any]) -> dict[str, Any]:
-    """What the table shows of one VM record (the API's full record)."""
+def vm_row(vm: dict[str, Any], query: str = "") -> dict[str, Any]:
+    """What the table shows of one VM record (the API's full record, with its
+    flags); the values a search matched are marked (``hit``)."""
+    query = query.strip().lower()
+
+    def hit(value: str | None) -> bool:
+        return bool(query and value and query in value.lower())
+
     disks = []
     for d in vm.get("disks", []):
         ids = d.get("identifiers") or {}
@@ -27,16 +34,22 @@ def vm_row(vm: dict[str, Any]) -> dict[str, Any]:
         idents += ids.get("by_id") or []
         disks.append({"target": d.get("target"), "device": d.get("device"),
                       "source": d.get("source") or d.get("source_kind"),
-                      "size": _gib(d.get("capacity_bytes")), "identifiers": idents})
-    nics = [{"mac": n.get("mac"), "model": n.get("model"),
+                      "source_hit": hit(d.get("source")),
+                      "size": _gib(d.get("capacity_bytes")),
+                      "identifiers": [{"text": i, "hit": hit(i.partition("=")[2] or i)}
+                                      for i in idents]})
+    nics = [{"mac": n.get("mac"), "mac_hit": hit(n.get("mac")), "model": n.get("model"),
              "network": n.get("portgroup") or n.get("network") or n.get("bridge") or "-",
              "vlan": n.get("vlan") or [],
-             "addresses": [f"{a['address']} ({a['source']})" for a in n.get("addresses", [])]}
+             "addresses": [{"text": f"{a['address']} ({a['source']})",
+                            "hit": hit(a["address"])} for a in n.get("addresses", [])]}
             for n in vm.get("nics", [])]
     return {"uuid": vm["uuid"], "name": vm["name"], "host": vm.get("host", ""),
             "power": vm.get("power_state"), "vcpus": vm.get("vcpus"),
             "memory": vm.get("memory_mib"), "disks": disks, "nics": nics,
-            "caveats": vm.get("caveats", []), "location": vm.get("location") or {}}
+            "caveats": vm.get("caveats", []), "location": vm.get("location") or {},
+            "conflicts": vm.get("conflicts", []), "problems": vm.get("problems", []),
+            "matched": vm.get("matched", [])}
 
 
 class IndexView(ApiPage):
@@ -54,17 +67,25 @@ class IndexView(ApiPage):
         except ValueError:
             limit = 25
         limit = limit if limit in PAGE_SIZES else 25
-        filters = {"name": q.get("name", ""), "host": q.get("host", ""),
-                   "power_state": q.get("power_state", "")}
+        filters = {"q": q.get("q", ""), "name": q.get("name", ""), "host": q.get("host", ""),
+                   "power_state": q.get("power_state", ""),
+                   "flagged": "1" if q.get("flagged") else ""}
+        # flags: each VM with its conflicts and problems, and what a search matched
         page = api.vms(self.request, str(summary["id"]), limit=limit,
-                       marker=q.get("marker", ""), **filters)
+                       marker=q.get("marker", ""), flags="1", **filters)
         # The API's next link carries the marker; the page keeps its own filters.
         next_marker = (parse_qs(urlsplit(page["next"]).query).get("marker", [""])[0]
                        if page.get("next") else "")
         keep = {k: v for k, v in {**filters, "snapshot": q.get("snapshot", ""),
                                   "limit": limit}.items() if v}
         return {
-            "summary": summary, "vms": [vm_row(v) for v in page["vms"]],
+            "summary": summary, "vms": [vm_row(v, filters["q"]) for v in page["vms"]],
+            # the snapshot's first few of each; the table flags every VM of a page
+            "conflicts": (api.conflicts(self.request, str(summary["id"]), SHOWN)
+                          if summary.get("conflicts") else []),
+            "problems": (api.problems(self.request, str(summary["id"]), SHOWN)
+                         if summary.get("problems") else []),
+            "shown": SHOWN,
             "filters": filters, "limit": limit, "page_sizes": PAGE_SIZES,
             "snapshots": api.snapshots(self.request),
             "next_query": urlencode({**keep, "marker": next_marker}) if next_marker else "",

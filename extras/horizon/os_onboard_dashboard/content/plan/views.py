@@ -18,6 +18,7 @@ from os_onboard_dashboard import api
 from os_onboard_dashboard.views import ApiPage, act, job_url
 
 OPS = {"+": "create", "~": "update", "=": "exists", "!": "blocked"}
+PLANS_SHOWN = 15
 
 
 class IndexView(ApiPage):
@@ -26,11 +27,15 @@ class IndexView(ApiPage):
 
     def load(self, **kwargs: Any) -> dict[str, Any]:
         summary = api.snapshot(self.request, self.request.GET.get("snapshot") or "latest")
-        plans = [j for j in api.jobs(self.request, limit=50)["jobs"]
-                 if j["kind"] == "plan"][:10]
+        listing = api.plans(self.request, limit=PLANS_SHOWN,
+                            marker=self.request.GET.get("plans_from", ""))
+        more = ""
+        if listing.get("next") and listing["plans"]:
+            more = str(listing["plans"][-1]["id"])
         return {"summary": summary, "vms": "\n".join(self.request.GET.getlist("vm")),
                 "mapping": getattr(settings, "ONBOARD_DEFAULT_MAPPING", "").strip(),
-                "plans": plans}
+                "plans": listing["plans"], "plans_more": more,
+                "plans_paged": bool(self.request.GET.get("plans_from"))}
 
 
 def _host_vms(request: HttpRequest, snapshot: str, host: str) -> list[str]:
