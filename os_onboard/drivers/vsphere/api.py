@@ -31,7 +31,6 @@ import logging
 import re
 import socket
 import ssl
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -42,7 +41,7 @@ from pyVmomi import VmomiSupport, vim, vmodl
 
 from os_onboard.drivers.vsphere.endpoint import Endpoint
 from os_onboard.drivers.vsphere.raw import RawObject, RawUpdate
-from os_onboard.drivers.vsphere.soapxml import FieldInfo, parse_retrieve_result
+from os_onboard.drivers.vsphere.soapxml import FieldInfo, ReplyReader
 from os_onboard.exceptions import DiscoveryError, HostUnreachable, HostWriteError
 
 _PC = vmodl.query.PropertyCollector
@@ -71,29 +70,29 @@ class Session:
 
         One ContainerView, one filter spec, ``maxObjects`` per page: the
         number of round trips grows with objects / page_size, never per VM.
-        Objects stream out a page at a time and each is let go once yielded,
-        so a caller that builds and drops them holds one page, not the
-        endpoint (a page's elements are ~60 MiB per 1,000 VMs). While a page
-        is parsed and built, the next one is already being asked for
-        (:meth:`_pages`), so the endpoint's serialising overlaps our work.
+        Objects stream out as each page is parsed and each is let go once
+        yielded, so a caller that builds and drops them holds one page's raw
+        reply and a slice of its elements, not the endpoint's tree (~60 MiB
+        per 1,000 VMs). While a page is parsed and built, the next one is
+        already being asked for (:meth:`_objects`), so the endpoint's
+        serialising overlaps our work.
         """
         with self._guard("retrieve properties"), self._view(list(paths)) as view:
             options = _PC.RetrieveOptions(maxObjects=page_size)
             first = ("RetrievePropertiesEx", [[_filter_spec(view, paths)], options])
-            for page in self._pages(first):
-                while page:  # popleft: the consumer's reference is the last one
-                    yield page.popleft()
+            yield from self._objects(first)
 
-    def _pages(self, first: tuple[str, list[Any]]) -> Iterator[deque[RawObject]]:
-        """The pages of one retrieval, in order, the next fetched while this one is used.
+    def _objects(self, first: tuple[str, list[Any]]) -> Iterator[RawObject]:
+        """The objects of every page of one retrieval, in order.
 
-        The next page's token is peeked from the end of this page's raw reply
-        (:func:`_peek_token`) and its request sent on a helper thread, which
-        only waits on the socket (the GIL is free meanwhile) while this
-        thread parses and builds. One request is in flight at a time, so the
-        pyVmomi stub still has one user at a time. The token the parse finds
-        must be the one peeked; if the peek found none, the next page is
-        fetched after the parse, as before.
+        Each page is parsed as its objects are taken (soapxml.ReplyReader) and
+        the next page is fetched while this one is used: its token is peeked
+        from the end of this page's raw reply (:func:`_peek_token`) and its
+        request sent on a helper thread, which only waits on the socket (the
+        GIL is free meanwhile) while this thread parses and builds. One
+        request is in flight at a time, so the pyVmomi stub still has one
+        user at a time. The token the parse finds must be the one peeked; if
+        the peek found none, the next page is fetched after the parse.
         """
         with ThreadPoolExecutor(1, thread_name_prefix="vsphere-page") as pool:
             pending: Future[bytes | None] | None = pool.submit(self._fetch, *first)
@@ -103,22 +102,22 @@ class Session:
                 pending = None
                 if body is None:  # not a 200: pyVmomi calls again and raises the fault
                     objects, token = self._retrieve_slow(*request)
+                    yield from objects
                 else:
                     peeked = _peek_token(body)
                     if peeked:
                         request = ("ContinueRetrievePropertiesEx", [peeked])
                         pending = pool.submit(self._fetch, *request)
-                    objects, token = parse_retrieve_result(body, _schema)
-                    del body  # the raw page goes before its objects are built
+                    reader = ReplyReader(body, _schema)
+                    del body  # the reader's reference is the only one
+                    yield from reader
+                    token = reader.token
                     if peeked and token != peeked:
                         raise DiscoveryError("a reply's paging token is not where "
                                              "expected (malformed reply)")
                 if token and pending is None:
                     request = ("ContinueRetrievePropertiesEx", [token])
                     pending = pool.submit(self._fetch, *request)
-                page = deque(objects)
-                del objects  # the deque's reference is the only one
-                yield page
 
     def _fetch(self, method: str, args: list[Any]) -> bytes | None:
         """One page's raw reply (None if not a 200); runs on the helper thread."""
@@ -128,7 +127,7 @@ class Session:
                                                                      str | None]:
         """One page through pyVmomi's own deserialiser (for faults).
 
-        The fast path (:meth:`_pages`) serialises the request with pyVmomi
+        The fast path (:meth:`_objects`) serialises the request with pyVmomi
         and sends it on its connection with its session cookie; only the
         answer is parsed differently.
         """

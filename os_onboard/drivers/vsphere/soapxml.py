@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import gc
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -161,54 +162,133 @@ def _value(elem: ET.Element, kind: str, type_name: str, schema: Schema) -> Any:
     return text  # str, and references as their moid
 
 
+#: bytes of a reply fed to the parser at a time; the objects completed are handed
+#: out between feeds, so one slice's elements are alive, not the reply's tree
+FEED_BYTES = 1024 * 1024
+
+
 def parse_retrieve_result(body: bytes, schema: Schema) -> tuple[list[RawObject], str | None]:
     """The objects of one (Continue)RetrievePropertiesEx answer, and its paging token.
 
     :raises DiscoveryError: not well-formed, a DTD, or over :data:`MAX_REPLY_BYTES`.
     """
-    # The readers below recurse only into nested data objects, which vSphere keeps
-    # shallow; a hostile depth fails that VM (build.py), so no depth walk here.
-    # A page is hundreds of thousands of elements, none in a reference cycle, and
-    # the objects keep them until the inventory is built: every collection of the
-    # cyclic GC (those the parse's own allocations trigger, then those of the next
-    # pages and of the build) rescanned all of them, half of a 10,000-VM
-    # discovery's CPU. So no collection during the parse, and the page frozen
-    # after it (reference counting still frees it); the discovery runner, which
-    # every discovery goes through, unfreezes after its hosts.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        root = safexml.fromstring(body, "vSphere reply", DiscoveryError,
-                                  limit=MAX_REPLY_BYTES, max_depth=None)
-        returnval = root.find(f".//{VIM}returnval")
-        if returnval is None:
-            return [], None
-        objects = list(_objects(returnval, schema))
-        token = returnval.findtext(f"{VIM}token")
-    finally:
-        if enabled:
-            gc.enable()
-    gc.freeze()
-    return objects, token
+    reader = ReplyReader(body, schema)
+    objects = list(reader)
+    return objects, reader.token
 
 
-def _objects(returnval: ET.Element, schema: Schema) -> Iterator[RawObject]:
-    for content in returnval.iterfind(f"{VIM}objects"):
-        obj = content.find(f"{VIM}obj")
-        if obj is None:
-            continue
-        props: dict[str, Any] = {}
-        missing = {m.findtext(f"{VIM}path") or "": _fault_name(m)
-                   for m in content.iterfind(f"{VIM}missingSet")}
-        for prop in content.iterfind(f"{VIM}propSet"):
-            name, val = prop.findtext(f"{VIM}name"), prop.find(f"{VIM}val")
-            if name is not None and val is not None:
-                try:
-                    props[name] = _value(val, "str", "string", schema)
-                except (ValueError, RecursionError):  # e.g. <val xsi:type="xsd:int">abc</val>
-                    missing[name] = INVALID_VALUE
-        yield RawObject(type=obj.get("type") or "", moid=obj.text or "", props=props,
-                        missing=missing)
+class ReplyReader:
+    """The objects of one (Continue)RetrievePropertiesEx answer, parsed as they are taken.
+
+    A page is whatever the endpoint sends: vCenter honours ``maxObjects``, the
+    simulator sends every object in one reply (10,000 VMs: 84 MB of XML, a
+    ~500 MiB tree). So the reply is fed to ElementTree's C parser a slice
+    (:data:`FEED_BYTES`) at a time and each ``<objects>`` element finished is
+    taken out of the tree and handed out; a caller that builds and drops
+    each object holds the raw reply and one slice of elements, not the tree.
+
+    Iterate once; :attr:`token` is the paging token once iterated.
+
+    :raises DiscoveryError: at construction, over :data:`MAX_REPLY_BYTES` or a
+        DTD; while iterated, not well-formed (objects before the error may
+        have been handed out; the caller fails the whole reply).
+    """
+
+    def __init__(self, body: bytes, schema: Schema) -> None:
+        safexml.check_size(body, "vSphere reply", DiscoveryError, MAX_REPLY_BYTES)
+        # Runs expat up to the root element's start tag only (microseconds): a DTD,
+        # which ElementTree's parser has no switch to refuse, is refused here, before
+        # anything is parsed, as safexml.fromstring does for a whole document.
+        safexml._check_prolog(body, "vSphere reply", DiscoveryError)
+        self._body: bytes | None = body
+        self._schema = schema
+        self.token: str | None = None
+
+    def __iter__(self) -> Iterator[RawObject]:
+        body, self._body = self._body, None
+        if body is None:
+            return
+        # ElementTree's C tree builder reports the start of each element only while
+        # asked to (private _setevents, the call XMLPullParser makes): on until the
+        # <returnval> is seen, then off, so the ~200 elements per VM cost no Python.
+        events: deque[tuple[str, ET.Element]] = deque()
+        parser = ET.XMLParser(target=ET.TreeBuilder())
+        parser._setevents(events, ("start",))  # type: ignore[attr-defined]
+        returnval: ET.Element | None = None
+        for offset in range(0, len(body) + 1, FEED_BYTES):
+            last = offset + FEED_BYTES > len(body)
+            self._feed(parser, body[offset:offset + FEED_BYTES], last)
+            if returnval is None:
+                returnval = _returnval(events)
+                if returnval is not None:
+                    parser._setevents(events, ())  # type: ignore[attr-defined]
+                    events.clear()
+            if returnval is not None:
+                # Only the last child of <returnval> can still be open.
+                yield from self._take(returnval, len(returnval) if last else len(returnval) - 1)
+        if returnval is not None and self.token is None:
+            self.token = returnval.findtext(f"{VIM}token")
+        # Whatever of the reply is left (little: its elements were taken) is frozen
+        # for the GC, as the pages were when parsed whole: the discovery runner
+        # unfreezes after its hosts.
+        gc.freeze()
+
+    @staticmethod
+    def _feed(parser: ET.XMLParser, data: bytes, last: bool) -> None:
+        """Feed one slice with the cyclic GC off (a reply is hundreds of thousands of
+        elements, none in a cycle: each collection would rescan them all)."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            parser.feed(data)
+            if last:
+                parser.close()
+        except (ET.ParseError, ValueError, LookupError) as exc:
+            raise DiscoveryError(f"vSphere reply is not well-formed: {exc}") from exc
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _take(self, returnval: ET.Element, count: int) -> Iterator[RawObject]:
+        """The first ``count`` children of ``returnval`` as objects, taken out of the tree."""
+        taken = returnval[:count]
+        del returnval[:count]
+        taken.reverse()
+        while taken:
+            child = taken.pop()
+            if child.tag == f"{VIM}objects":
+                obj = _object(child, self._schema)
+                if obj is not None:
+                    yield obj
+            elif child.tag == f"{VIM}token" and self.token is None:
+                self.token = child.text or ""
+
+
+def _returnval(events: deque[tuple[str, ET.Element]]) -> ET.Element | None:
+    """The first <returnval> among the elements started so far (events consumed)."""
+    while events:
+        _event, elem = events.popleft()
+        if elem.tag == f"{VIM}returnval":
+            return elem
+    return None
+
+
+def _object(content: ET.Element, schema: Schema) -> RawObject | None:
+    obj = content.find(f"{VIM}obj")
+    if obj is None:
+        return None
+    props: dict[str, Any] = {}
+    missing = {m.findtext(f"{VIM}path") or "": _fault_name(m)
+               for m in content.iterfind(f"{VIM}missingSet")}
+    for prop in content.iterfind(f"{VIM}propSet"):
+        name, val = prop.findtext(f"{VIM}name"), prop.find(f"{VIM}val")
+        if name is not None and val is not None:
+            try:
+                props[name] = _value(val, "str", "string", schema)
+            except (ValueError, RecursionError):  # e.g. <val xsi:type="xsd:int">abc</val>
+                missing[name] = INVALID_VALUE
+    return RawObject(type=obj.get("type") or "", moid=obj.text or "", props=props,
+                     missing=missing)
 
 
 def _fault_name(missing: ET.Element) -> str:
