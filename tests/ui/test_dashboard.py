@@ -122,13 +122,19 @@ def test_a_vcenter_vm_is_onboarded_through_the_panels(ui: Ui, lab: dict[str, str
     row = page.locator(f'#hosts-table tr[data-uri="{uri}"]')
     assert row.count() == 1, page.locator(".alert").all_inner_texts()
     ui.shot("hosts-registered")
+    # Reachability now, without a discovery (a bounded read-only read by the API).
+    ui.submit(f'#hosts-table tr[data-uri="{uri}"] button.onboard-check')
+    reach = row.locator(".reachability").inner_text()
+    assert reach.startswith("reachable") and " ms" in reach, reach
+    ui.shot("hosts-checked")
 
     # Discover it (a job: its page follows the progress).
     row.locator("input[type=checkbox]").check()
     ui.submit("#discover-submit")
     _wait_job(ui, "discovery")
     ui.go("/admin/onboard_hosts/", "hosts-discovered")
-    assert "ok" in page.locator(f'#hosts-table tr[data-uri="{uri}"]').inner_text()
+    last = page.locator(f'#hosts-table tr[data-uri="{uri}"] .last-discovery').inner_text()
+    assert "ok" in last and re.search(r"took \d+ ms", last), last
 
     # Inventory: search for the VM, tick it, plan it.
     ui.go("/admin/onboard_inventory/", "inventory")
@@ -138,6 +144,14 @@ def test_a_vcenter_vm_is_onboarded_through_the_panels(ui: Ui, lab: dict[str, str
     assert vm_row.count() == 1
     assert MAC in vm_row.inner_text() and vc_vm["uuid"] in vm_row.inner_text()
     ui.shot("inventory-filtered")
+    # The API searches MACs (any case), IPs and disk identifiers, not only names.
+    page.fill("#f-name", "")
+    page.fill("#f-q", MAC.upper())
+    ui.submit("#filter-submit")
+    assert page.locator("#inventory-table tbody tr[data-vm]").count() == 1
+    assert vm_row.locator("mark").first.inner_text() == MAC
+    assert "matched: mac" in vm_row.inner_text()
+    ui.shot("inventory-search-mac")
     vm_row.locator("input[type=checkbox]").check()
     ui.submit("#plan-selected-submit")
     ui.shot("plan-form")
@@ -177,6 +191,8 @@ def test_a_vcenter_vm_is_onboarded_through_the_panels(ui: Ui, lab: dict[str, str
 
     # Drift & audit, and every job so far.
     ui.go("/admin/onboard_drift/", "drift-audit")
+    assert "vm-gone" in page.locator("#drift-policies-table").inner_text()
+    assert page.locator("#policy-groups-table, #policy-groups-none").count() >= 1
     ui.go("/admin/onboard_apply/", "jobs")
 
     # Release it through the panel: the apply job's "Release these VMs" button.
@@ -204,3 +220,5 @@ def test_the_panels_on_a_narrow_window(narrow_ui: Ui) -> None:
         page = narrow_ui.go(path, name)
         assert page.locator(".alert-danger").count() == 0, page.locator(".alert").all_inner_texts()
         assert page.locator("h1").first.is_visible()
+        if name == "plan":  # saved plans, from GET /v1/plans
+            assert page.locator("#plans-table").count() == 1
