@@ -20,17 +20,15 @@ import os
 import subprocess
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
 from tests.functional.lab import REPO
 from tests.functional.test_serve import Replica, http, token
-from tests.functional.vcenter import create_vm, destroy, every, vm_spec
+from tests.functional.vcenter import create_vm, destroy, every, session, vm_spec
 
 NAME = "legacy-vc-serve-kill9"  # the lab mapping's owner rule legacy-vc-* takes it
 MAC = "00:50:56:3f:21:41"
@@ -43,11 +41,8 @@ IP_SUFFIXES = [s for s in range(231, 250) if s != 242]
 def si(lab):
     if not lab.get("LAB_VC_AZ"):
         pytest.skip("the lab has no VMware computes (lab/lab env)")
-    parts = urlsplit(lab["LAB_VSPHERE_URI"])
-    conn = SmartConnect(host=parts.hostname, port=parts.port, user=parts.username,
-                        pwd=lab["VSPHERE_PASSWORD"], protocol="http")
-    yield conn
-    Disconnect(conn)
+    with session(lab) as conn:
+        yield conn
 
 
 def openstack(lab, *args):

@@ -20,14 +20,12 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
-from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
-from tests.functional.vcenter import create_vm, destroy, onboard, vm_spec
+from tests.functional.vcenter import create_vm, destroy, onboard, session, vm_spec
 
 MAC = "00:50:56:3f:00:a1"
 NAME = "legacy-vc-adopt"
@@ -37,11 +35,8 @@ NAME = "legacy-vc-adopt"
 def si(lab):
     if not lab.get("LAB_VC_AZ"):
         pytest.skip("the lab runs no VMware nova-compute (lab/lab env: no LAB_VC_AZ)")
-    parts = urlsplit(lab["LAB_VSPHERE_URI"])
-    conn = SmartConnect(host=parts.hostname, port=parts.port, user=parts.username,
-                        pwd=lab["VSPHERE_PASSWORD"], protocol="http")
-    yield conn
-    Disconnect(conn)
+    with session(lab) as conn:
+        yield conn
 
 
 def _make_vm(si, instance_uuid: str):

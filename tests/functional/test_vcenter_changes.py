@@ -33,7 +33,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pyVim.connect import Disconnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
@@ -41,7 +40,6 @@ from tests.functional.lab import REPO
 from tests.functional.vcenter import (
     CLI,
     add_nic,
-    connect,
     create_vm,
     destroy,
     every,
@@ -49,6 +47,7 @@ from tests.functional.vcenter import (
     onboard,
     remove_nic,
     rename,
+    session,
     vm_spec,
 )
 
@@ -64,9 +63,8 @@ KINDS = ("renamed", "nic-added", "nic-removed", "ip-changed", "vm-gone")
 def si(lab):
     if not lab.get("LAB_VC_AZ"):
         pytest.skip("the lab has no VMware computes (lab/lab env)")
-    conn = connect(lab)
-    yield conn
-    Disconnect(conn)
+    with session(lab) as conn:
+        yield conn
 
 
 def witness(vm) -> tuple:

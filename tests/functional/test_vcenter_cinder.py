@@ -28,11 +28,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
+
+from tests.functional.vcenter import session
 
 REPO = Path(__file__).resolve().parents[2]
 CHECK = REPO / "lab" / "vsphere" / "cinder_driver_check.py"
@@ -87,11 +88,8 @@ def gone(env, volume_id: str) -> bool:
 @pytest.fixture(scope="module")
 def si(vmdk):
     """An independent pyVmomi session on the simulator's plain-http listener."""
-    parts = urlsplit(vmdk["LAB_VSPHERE_URI"])
-    conn = SmartConnect(host=parts.hostname, port=parts.port, user=parts.username,
-                        pwd=vmdk["VSPHERE_PASSWORD"], protocol="http")
-    yield conn
-    Disconnect(conn)
+    with session(vmdk) as conn:
+        yield conn
 
 
 def vms(si, instance_uuid: str) -> list:

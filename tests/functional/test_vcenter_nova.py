@@ -19,11 +19,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
+
+from tests.functional.vcenter import session
 
 CLI = [str(Path(sys.executable).parent / "os-onboard")]
 SPAWN_BUDGET = 120  # seconds from `server create` to ACTIVE
@@ -54,11 +54,8 @@ def osc(vc, *args: str, timeout: float = 180):
 @pytest.fixture(scope="module")
 def si(vc):
     """An independent pyVmomi session on the simulator's plain-http listener."""
-    parts = urlsplit(vc["LAB_VSPHERE_URI"])
-    conn = SmartConnect(host=parts.hostname, port=parts.port, user=parts.username,
-                        pwd=vc["VSPHERE_PASSWORD"], protocol="http")
-    yield conn
-    Disconnect(conn)
+    with session(vc) as conn:
+        yield conn
 
 
 def vms_by_instance_uuid(si, instance_uuid: str) -> list:

@@ -23,14 +23,12 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
-from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
-from tests.functional.vcenter import create_vm, destroy, every, onboard, vm_spec
+from tests.functional.vcenter import create_vm, destroy, every, onboard, session, vm_spec
 
 NAME = "legacy-vc-volume"
 MAC = "00:50:56:3f:00:b1"
@@ -40,11 +38,8 @@ MAC = "00:50:56:3f:00:b1"
 def si(lab):
     if not lab.get("LAB_VC_AZ") or not lab.get("LAB_CINDER_VMDK_BACKEND_HOST"):
         pytest.skip("the lab runs no VMware nova-compute or no Cinder VMDK backend")
-    parts = urlsplit(lab["LAB_VSPHERE_URI"])
-    conn = SmartConnect(host=parts.hostname, port=parts.port, user=parts.username,
-                        pwd=lab["VSPHERE_PASSWORD"], protocol="http")
-    yield conn
-    Disconnect(conn)
+    with session(lab) as conn:
+        yield conn
 
 
 def _spec(si, instance_uuid: str) -> vim.vm.ConfigSpec:

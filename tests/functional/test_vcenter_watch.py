@@ -28,15 +28,13 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
-from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
 from tests.functional.lab import REPO
-from tests.functional.vcenter import CLI, create_vm, destroy, every, onboard, vm_spec
+from tests.functional.vcenter import CLI, create_vm, destroy, every, onboard, session, vm_spec
 
 HOSTS = {"DC0_C0": "vc-c0", "DC0_C1": "vc-c1"}
 NEW_NAME = "legacy-vc-born"  # matches the mapping's owner rule legacy-vc-*
@@ -48,11 +46,8 @@ NEW_IP_SUFFIX = 250
 def si(lab):
     if not lab.get("LAB_VC_AZ") or not lab.get("LAB_VSPHERE_LEGACY_VMS"):
         pytest.skip("the lab has no VMware computes or no legacy vSphere VMs (lab/lab env)")
-    parts = urlsplit(lab["LAB_VSPHERE_URI"])
-    conn = SmartConnect(host=parts.hostname, port=parts.port, user=parts.username,
-                        pwd=lab["VSPHERE_PASSWORD"], protocol="http")
-    yield conn
-    Disconnect(conn)
+    with session(lab) as conn:
+        yield conn
 
 
 def witness(vm) -> tuple:

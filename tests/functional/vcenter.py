@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from pyVim.connect import Disconnect, SmartConnect
 from pyVim.task import WaitForTask
 from pyVmomi import vim
 
 CLI = Path(sys.executable).parent / "os-onboard"
+
+
+@contextmanager
+def session(lab: dict) -> Iterator[vim.ServiceInstance]:
+    """An independent pyVmomi session on the simulator's plain-http listener."""
+    parts = urlsplit(lab["LAB_VSPHERE_URI"])
+    conn = SmartConnect(host=parts.hostname, port=parts.port, user=parts.username,
+                        pwd=lab["VSPHERE_PASSWORD"], protocol="http")
+    try:
+        yield conn
+    finally:
+        Disconnect(conn)
 
 
 def every(si, kind) -> dict:
@@ -69,17 +85,6 @@ def onboard(ctx: dict, *args: str, check: bool = True) -> subprocess.CompletedPr
         raise AssertionError(f"os-onboard {' '.join(args)}: rc {proc.returncode}\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def connect(lab: dict):
-    """A pyVmomi session on the lab's simulator (LAB_VSPHERE_URI, VSPHERE_PASSWORD)."""
-    from urllib.parse import urlsplit
-
-    from pyVim.connect import SmartConnect
-
-    parts = urlsplit(lab["LAB_VSPHERE_URI"])
-    return SmartConnect(host=parts.hostname, port=parts.port, user=parts.username,
-                        pwd=lab["VSPHERE_PASSWORD"], protocol="http")
 
 
 def nic_spec(si, mac: str, port_group: str) -> vim.vm.device.VirtualDeviceSpec:
