@@ -90,3 +90,65 @@ def test_a_page_is_frozen_for_the_gc_and_the_gc_left_enabled():
         assert gc.isenabled()
     finally:
         gc.unfreeze()  # as the discovery runner does after its hosts
+
+
+def _page(count: int, token: str | None) -> bytes:
+    """A reply of ``count`` VMs (each with a device list), ``token`` after them."""
+    one = (b'<objects><obj type="VirtualMachine">vm-%d</obj>'
+           b'<propSet><name>name</name><val xsi:type="xsd:string">vm %d</val></propSet>'
+           b'<propSet><name>config.hardware.device</name><val xsi:type="ArrayOfVirtualDevice">'
+           b'<VirtualDevice xsi:type="VirtualDisk"><key>%d</key></VirtualDevice></val></propSet>'
+           b'</objects>')
+    head, tail = BODY.split(b"<returnval>")[0], b"</RetrievePropertiesExResponse>"
+    objects = b"".join(one % (i, i, 2000 + i) for i in range(count))
+    tok = b"<token>%s</token>" % token.encode() if token else b""
+    return (head + b"<returnval>" + objects + tok + b"</returnval>" + tail
+            + b"</soapenv:Body></soapenv:Envelope>")
+
+
+def test_a_reply_is_read_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch):
+    """Objects are handed out as their elements end, and taken out of the tree."""
+    from os_onboard.drivers.vsphere import soapxml
+
+    monkeypatch.setattr(soapxml, "FEED_BYTES", 97)  # many slices, boundaries anywhere
+    body = _page(40, "tok-3")
+    reader = soapxml.ReplyReader(body, lambda name: SCHEMA.get(name, {}))
+    seen = []
+    for obj in reader:
+        seen.append((obj.moid, obj.props["name"], obj.props["config.hardware.device"][0].key))
+    assert seen == [(f"vm-{i}", f"vm {i}", 2000 + i) for i in range(40)]
+    assert reader.token == "tok-3"
+    assert parse_retrieve_result(body, lambda name: {})[1] == "tok-3"
+    assert parse_retrieve_result(_page(3, None), lambda name: {})[1] is None
+
+
+def test_a_reply_cut_short_or_with_a_dtd_is_refused():
+    from os_onboard.drivers.vsphere.soapxml import ReplyReader
+    from os_onboard.exceptions import DiscoveryError
+
+    body = _page(5, "t")
+    with pytest.raises(DiscoveryError, match="not well-formed"):
+        list(ReplyReader(body[:-40], lambda name: {}))
+    dtd = body.replace(b"<soapenv:Envelope", b'<!DOCTYPE x [<!ENTITY a "b">]><soapenv:Envelope')
+    with pytest.raises(DiscoveryError, match="DTD"):
+        ReplyReader(dtd, lambda name: {})
+
+
+def test_the_next_pages_token_is_peeked_from_the_end_of_a_reply():
+    from os_onboard.drivers.vsphere.api import _peek_token
+
+    assert _peek_token(_page(30, "page-7")) == "page-7"
+    assert _peek_token(_page(3, None)) is None
+    assert _peek_token(b"") is None
+
+
+def test_vms_streamed_after_the_catalog_build_what_one_list_builds():
+    from os_onboard.drivers.vsphere.build import build_inventory
+
+    objects, _ = parse_retrieve_result(BODY, lambda name: SCHEMA.get(name, {}))
+    whole = build_inventory("vsphere://u@vc/", {"host": "vc"}, objects)
+    objects, _ = parse_retrieve_result(BODY, lambda name: SCHEMA.get(name, {}))
+    streamed = build_inventory("vsphere://u@vc/", {"host": "vc"}, [], iter(objects))
+    assert streamed.model_dump(exclude={"discovered_at"}) == whole.model_dump(
+        exclude={"discovered_at"})
+    assert [v.name for v in streamed.vms] == ["web01"]
