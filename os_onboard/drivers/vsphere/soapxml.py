@@ -2,9 +2,12 @@
 
 pyVmomi turns every XML element into a Python object through Python-level
 expat callbacks: for 10,000 VMs (about 2 million elements) that is most of
-discovery's time. This reader lets ElementTree's C parser build the tree and
-wraps data objects in :class:`Lazy`, which converts a field only when the
-driver reads it; most fields of most devices are never read.
+discovery's time. This reader lets ElementTree's C parser build the tree, a
+slice of the reply at a time (:class:`ReplyReader`: each object is handed out
+as its element ends and taken out of the tree, so a reply's whole tree is
+never in memory), and wraps data objects in :class:`Lazy`, which converts a
+field only when the driver reads it; most fields of most devices are never
+read.
 
 What a field is (array or not, primitive, reference or data object) comes
 from a ``schema`` callback that api.py answers from pyVmomi's type
