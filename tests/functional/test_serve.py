@@ -141,7 +141,13 @@ def test_register_lab_host_and_discover_it(replica, tokens, lab):
                                  {"uri": uri, "name": f"lab-a-{uuid.uuid4().hex[:6]}",
                                   "groups": ["lab"]})
     assert status == 201, body
+    host_id = body["host"]["id"]
     try:
+        # reachable now, checked by a member (a read: the reader rule), within its timeout
+        status, _, body = http("POST", f"{replica.url}/v1/hosts/{host_id}/check",
+                               tokens["member"], {"timeout": 15})
+        assert status == 200 and body["check"]["ok"] is True, body
+        print(f"\ncheck of {uri}: {body['check']['latency_ms']} ms, {body['check']['vms']} VMs")
         status, headers, body = http("POST", f"{replica.url}/v1/discoveries", admin,
                                      {"hosts": [uri]})
         assert status == 202 and headers["Location"].endswith(body["job"]["id"])
@@ -162,6 +168,15 @@ def test_register_lab_host_and_discover_it(replica, tokens, lab):
         status, _, running = http("GET", f"{replica.url}/v1/snapshots/{snapshot}/vms"
                                          "?power_state=running&limit=1", tokens["member"])
         assert len(running["vms"]) == 1 and "next" in running
+        # the host's own last discovery; a VM found by its MAC in upper case
+        found = http("GET", f"{replica.url}/v1/hosts/{host_id}", tokens["member"])[2]
+        assert found["host"]["last_discovery"]["snapshot"] == snapshot
+        assert found["host"]["last_discovery"]["duration_ms"] >= 0
+        guest = next(vm for vm in vms["vms"] if vm["nics"])
+        status, _, hit = http("GET", f"{replica.url}/v1/snapshots/{snapshot}/vms?flags=1&q="
+                                     + guest["nics"][0]["mac"].upper(), tokens["member"])
+        assert guest["uuid"] in {vm["uuid"] for vm in hit["vms"]}
+        assert all("mac" in vm["matched"] for vm in hit["vms"])
     finally:
         _unregister(replica.url, admin, uri)
 
