@@ -13,6 +13,7 @@ reconnects by itself (then yields RECONNECTED).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -66,8 +67,10 @@ class VsphereInventory(Inventory):
             # created between the reads on a host added between them has no
             # host name, as it would had it come in the next discovery.
             catalog = list(session.retrieve(paths, self.page_size))
-            result = build_inventory(self.uri, about, catalog,
-                                     session.retrieve(vm_paths, self.page_size))
+            # closing: should the build stop early, the stream (and the next page's
+            # request on its helper thread) ends before the session is closed
+            with contextlib.closing(session.retrieve(vm_paths, self.page_size)) as vms:
+                result = build_inventory(self.uri, about, catalog, vms)
         finally:
             session.close()
         if not self.options.storage:
