@@ -100,12 +100,20 @@ def test_the_rbd_guest_runs_on_librbd_with_cephx_and_heartbeats(ceph, rbd_guests
         monitor.assert_no_gap()
 
 
+def _console_text(current: Path) -> str:
+    """The console log with the files virtlogd rotated out of it (``<log>.0`` newest, up to
+    ``max_backups``), oldest first: a guest up for hours has its boot lines there."""
+    rotated = sorted(current.parent.glob(current.name + ".[0-9]*"),
+                     key=lambda p: int(p.suffix[1:]), reverse=True)
+    return "".join(p.read_text(errors="replace") for p in [*rotated, current] if p.exists())
+
+
 def test_the_guest_sees_the_rbd_disk(ceph, rbd_guests, console_log):
     """The guest's /init printed a BLOCK line for the disk, with the image's size."""
     for name, image in rbd_guests.items():
         disk = _rbd_disk_xml(_host_of(ceph, name), name, image)
         size = json.loads(_rbd(ceph, "info", "--format", "json", image))["size"]
-        boot = console_log(name).read_text(errors="replace").replace("\r", "")
+        boot = _console_text(console_log(name)).replace("\r", "")
         boot = boot[boot.rfind("LAB-BOOT "):]
         # The guest names virtio disks in PCI order, not by the XML's target.
         serial = disk.findtext("serial")
