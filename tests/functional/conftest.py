@@ -1,3 +1,4 @@
+import configparser
 import fcntl
 import os
 import subprocess
@@ -69,6 +70,22 @@ def _lab_at_baseline(request):
     """Every functional test session starts from a reset lab (the fixture above)."""
     if any("tests/functional/" in str(item.fspath) for item in request.session.items):
         request.getfixturevalue("lab_reset")
+
+
+@pytest.fixture(scope="module")
+def empty_serve_registry(lab):
+    """The serve tests' host registry (the state store of LAB_ONBOARD_SERVE_CONFIG) starts
+    empty: a run killed mid-test leaves its hosts registered, and the tests' replicas
+    would share them (a watcher then holds a host the test did not register)."""
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(lab["LAB_ONBOARD_SERVE_CONFIG"])
+    env = {**os.environ, "OS_ONBOARD_STATE_URL": config["DEFAULT"]["state_url"]}
+    cli = Path(sys.executable).parent / "os-onboard"
+    listed = subprocess.run([cli, "host", "list", "-f", "value", "-c", "ID"], env=env,
+                            capture_output=True, text=True, timeout=120, check=True)
+    for host_id in listed.stdout.split():
+        subprocess.run([cli, "host", "remove", host_id], env=env, capture_output=True,
+                       text=True, timeout=120, check=True)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,9 @@ from pathlib import Path
 import openstack.config
 import pytest
 
+#: a run killed mid-test must not leave hosts the replicas here would share
+pytestmark = pytest.mark.usefixtures("empty_serve_registry")
+
 BIN = Path(sys.executable).parent / "os-onboard"
 
 

@@ -14,7 +14,12 @@ import subprocess
 import time
 import uuid
 
+import pytest
+
 from tests.functional.test_serve import BIN, Replica, http, token
+
+#: a run killed mid-test must not leave hosts the replicas here would share
+pytestmark = pytest.mark.usefixtures("empty_serve_registry")
 
 HOSTS = 12
 
@@ -214,6 +219,7 @@ import sys, time
 from os_onboard.coordination.service import Membership
 from os_onboard.state import StateStore
 from os_onboard.state.hosts import HostRegistry
+
 m = Membership(sys.argv[1], sys.argv[2], sys.argv[3], HostRegistry(StateStore(sys.argv[4])),
                heartbeat=1, lease_ttl=5).start()
 with m.lock(sys.argv[5]) as taken:

@@ -30,6 +30,9 @@ from tests.functional.lab import REPO
 from tests.functional.test_serve import Replica, http, token
 from tests.functional.vcenter import create_vm, destroy, every, session, vm_spec
 
+#: a run killed mid-test must not leave hosts the replicas here would share
+pytestmark = pytest.mark.usefixtures("empty_serve_registry")
+
 NAME = "legacy-vc-serve-kill9"  # the lab mapping's owner rule legacy-vc-* takes it
 MAC = "00:50:56:3f:21:41"
 #: addresses this test may give its VM: outside the other tests' fixed ones (242,
