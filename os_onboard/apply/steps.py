@@ -237,8 +237,19 @@ def _nova_connection_info(flat: dict, volume_id: str) -> dict:
     """Cinder v3 attachments return connection info flat; Nova's BDMs keep the old
     shape (nova.volume.cinder._translate_attachment_ref) plus the volume id as serial."""
     data = {k: v for k, v in flat.items() if k not in ("driver_volume_type", "attachment_id")}
-    return {"driver_volume_type": flat.get("driver_volume_type"), "data": data,
+    return {"driver_volume_type": flat.get("driver_volume_type"), "data": _no_passwords(data),
             "serial": volume_id}
+
+
+def _no_passwords(value: Any) -> Any:
+    """Without the credentials some drivers put in connection info (Cinder's VMDK driver:
+    ``config.vmware_host_password``, for os-brick's vmdk connector, which Nova's VMware
+    driver does not use): they would land in the journal and in Nova's BDM."""
+    if isinstance(value, dict):
+        return {k: _no_passwords(v) for k, v in value.items() if "password" not in k.lower()}
+    if isinstance(value, list):
+        return [_no_passwords(v) for v in value]
+    return value
 
 
 def _backend_name(info: dict) -> str | None:
