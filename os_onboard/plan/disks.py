@@ -51,21 +51,8 @@ def disk_steps(ctx: PlanContext, host: HostInventory, vm: Vm, plan: VmPlan,
             except ResolutionError as exc:
                 plan.blocked.append(str(exc))
                 continue
-        if ref is not None and ref.in_place:
-            volumes.append(_in_place_step(vm, disk, ref, root))
-            plan.notes.extend(f"{disk.target}: {n}" for n in ref.notes)
-            continue
         if ref is not None:
-            size_gib = -(-(disk.capacity_bytes or GIB) // GIB)
-            volumes.append(Step(
-                kind=StepKind.VOLUME, key=f"volume:{disk.target}", op=Op.CREATE,
-                summary=f"Cinder manages {disk.source} on {ref.backend} as a {size_gib} GiB "
-                        f"volume, attached in-use as {disk.target}",
-                params={"target": disk.target, "bus": disk.bus, "source": disk.source,
-                        "current_source": current,
-                        "cinder_host": ref.cinder_host, "ref": ref.ref,
-                        "size_gib": size_gib, "boot": disk is root,
-                        "evidence": ref.evidence}))
+            volumes.append(_volume_step(vm, disk, ref, root, current))
             plan.notes.extend(f"{disk.target}: {n}" for n in ref.notes)
             if current:
                 plan.notes.append(f"{disk.target}: {disk.source} was renamed to {current} by an "
@@ -91,21 +78,26 @@ def disk_steps(ctx: PlanContext, host: HostInventory, vm: Vm, plan: VmPlan,
     return root, volumes, dirs
 
 
-def _in_place_step(vm: Vm, disk: Disk, ref: BackendReference, root: Disk | None) -> Step:
-    """A volume recorded where it is by the backend's Cinder-side helper (no manage API)."""
+def _volume_step(vm: Vm, disk: Disk, ref: BackendReference, root: Disk | None,
+                 current: str | None) -> Step:
+    """The disk as a Cinder volume: managed through Cinder's API, or recorded where it is
+    by the backend's Cinder-side helper (``ref.in_place``: the manage API would move it)."""
     size_gib = -(-(disk.capacity_bytes or GIB) // GIB)
-    return Step(
-        kind=StepKind.VOLUME, key=f"volume:{disk.target}", op=Op.CREATE,
-        summary=f"Cinder records {disk.source} in place as {size_gib} GiB volume "
-                f"{disk.disk_uuid} on {ref.backend} (vCenter: a powered-off backing VM "
-                f"volume-{disk.disk_uuid} referencing the file is created; the VM is not "
-                f"touched), attached in-use as {disk.target}",
-        params={"target": disk.target, "bus": disk.bus, "source": disk.source,
-                "current_source": None, "cinder_host": ref.cinder_host, "ref": ref.ref,
-                "size_gib": size_gib, "boot": disk is root, "evidence": ref.evidence,
-                "in_place": ref.in_place, "volume_id": disk.disk_uuid,
-                "capacity_kb": (disk.capacity_bytes or GIB) // 1024,
-                "disk_type": "thin" if disk.thin else "thick", "vm_uuid": vm.uuid})
+    params = {"target": disk.target, "bus": disk.bus, "source": disk.source,
+              "current_source": current, "cinder_host": ref.cinder_host, "ref": ref.ref,
+              "size_gib": size_gib, "boot": disk is root, "evidence": ref.evidence}
+    if ref.in_place:
+        summary = (f"Cinder records {disk.source} in place as {size_gib} GiB volume "
+                   f"{disk.disk_uuid} on {ref.backend} (vCenter: a powered-off backing VM "
+                   f"volume-{disk.disk_uuid} referencing the file is created; the VM is not "
+                   "touched)")
+        params.update({"in_place": ref.in_place, "volume_id": disk.disk_uuid,
+                       "capacity_kb": (disk.capacity_bytes or GIB) // 1024,
+                       "disk_type": "thin" if disk.thin else "thick", "vm_uuid": vm.uuid})
+    else:
+        summary = f"Cinder manages {disk.source} on {ref.backend} as a {size_gib} GiB volume"
+    return Step(kind=StepKind.VOLUME, key=f"volume:{disk.target}", op=Op.CREATE,
+                summary=f"{summary}, attached in-use as {disk.target}", params=params)
 
 
 def disk_gb_text(root: Disk | None, volume_steps: list[Step]) -> str:
